@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.commands import hw
 from gateway.config import Config, ConfigError, load_config
 
 EXIT_OK = 0
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
     p.add_argument("--state-dir", default="./state/demo", help="where the demo keeps Redis data")
     p.set_defaults(func=_cmd_demo)
+
+    for group in (hw,):
+        group.add_parser(sub)
 
     return parser
 

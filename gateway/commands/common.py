@@ -1,0 +1,39 @@
+"""What every CLI group shares: reading the config an operator points at."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway.config import Config, ConfigError, load_config, parse_config
+
+DEFAULT_CONFIG = "/etc/callgate/callgate.toml"
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=None,
+        help=f"daemon config to read Redis and site from (default {DEFAULT_CONFIG} if present)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The given config, else the system one if present, else built-in defaults.
+
+    Raises ConfigError with the operator-facing message.
+    """
+    if args.config:
+        return load_config(Path(args.config))
+    if Path(DEFAULT_CONFIG).exists():
+        return load_config(Path(DEFAULT_CONFIG))
+    return parse_config("", "<defaults>")
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"callgate: {message}", file=sys.stderr)
+    return code
+
+
+__all__ = ["ConfigError", "add_config_option", "config_from_args", "fail"]
