@@ -109,10 +109,14 @@ class Daemon:
             self._owned_redis = OwnedRedis(Path(cfg.daemon.state_dir), cfg.redis.redis_server)
             await self._owned_redis.start()
             url = self._owned_redis.url
-        self.redis = aioredis.Redis.from_url(
-            url, socket_timeout=cfg.redis.socket_timeout,
+        # A blocking pool: a burst of calls waits for a connection instead of failing
+        # with "Too many connections", which would read as Redis being down.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=256, timeout=cfg.redis.socket_timeout,
+            socket_timeout=cfg.redis.socket_timeout,
             socket_connect_timeout=cfg.redis.socket_timeout,
         )
+        self.redis = aioredis.Redis(connection_pool=pool)
         try:
             await self.redis.ping()
             self.metrics.redis_up.set(1)

@@ -6,8 +6,11 @@ services, AMI channel events to lease release and reconciliation, decisions to M
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -15,10 +18,15 @@ from aiohttp import web
 
 from ami import AmiClient, AmiSettings, ChannelTable
 from gateway.agi import AgiServer, Router
+from gateway.api import ApiDeps, live_calls_from_tables, mount_api
+from gateway.call_control import CallControl
 from gateway.config import Config, parse_listen
+from gateway.devices import DeviceRegistry
 from gateway.http_api import Check
 from gateway.metrics import Metrics
 from gateway.mqtt_events import MqttPublisher
+from hw_profiles import ProfileSet, load_profiles
+from limits import BackendUnavailable, EmergencyNumbers, LimitsService
 
 log = structlog.get_logger(__name__)
 
@@ -38,8 +46,12 @@ class Services:
     metrics: Metrics
     router: Router
     agi: AgiServer
+    limits: LimitsService
+    profiles: ProfileSet
+    devices: DeviceRegistry
     asterisks: dict[str, AsteriskLink] = field(default_factory=dict)
     mqtt: MqttPublisher | None = None
+    calls: CallControl | None = None
 
     @property
     def agi_port(self) -> int:
@@ -48,12 +60,24 @@ class Services:
     async def start(self) -> None:
         if self.mqtt is not None:
             self.mqtt.start()
+        try:
+            await self.limits.load_scripts()
+        except BackendUnavailable as exc:
+            log.warning("limits_scripts_not_loaded", error=str(exc), retry="on first call")
+        self.calls = CallControl(self.limits, self.asterisks, self.metrics, self.mqtt)
+        self.calls.register(self.router)
+        self.calls.start()
         for link in self.asterisks.values():
             link.client.start()
         await self.agi.start()
 
     def mount_http(self, app: web.Application) -> None:
-        """The /v1/ API is added here as the domain services grow their HTTP side."""
+        tables = {name: link.channels for name, link in self.asterisks.items()}
+        mount_api(app, ApiDeps(
+            redis=self.redis, site=self.config.site.name, limits=self.limits,
+            profiles=self.profiles, devices=self.devices,
+            live_calls=live_calls_from_tables(tables),
+        ))
 
     def readiness(self) -> Sequence[Check]:
         checks = []
@@ -66,6 +90,7 @@ class Services:
     def apply_live_config(self, config: Config) -> None:
         self.config = config
         self.agi.request_timeout = config.agi.request_timeout
+        self.limits.set_backend_policy(config.limits.redis_down_policy)
 
     async def drain(self, timeout: float) -> int:
         """Stop taking new AGI connections and wait for the ones in flight; 0 = all done."""
@@ -76,6 +101,8 @@ class Services:
 
     async def close(self) -> None:
         await self.agi.close()
+        if self.calls is not None:
+            await self.calls.close()
         for link in self.asterisks.values():
             await link.client.close()
             await link.channels.close()
@@ -91,7 +118,16 @@ def build_services(config: Config, redis: aioredis.Redis, metrics: Metrics) -> S
         max_connections=config.agi.max_connections,
         request_timeout=config.agi.request_timeout,
     )
-    services = Services(config, redis, metrics, router, agi)
+    limits = LimitsService(
+        redis, config.site.name,
+        emergency=EmergencyNumbers(config.site.emergency_numbers),
+        lease_ttl=config.limits.lease_ttl,
+        backend_policy=config.limits.redis_down_policy,
+    )
+    extra = [Path(config.daemon.hw_profiles_dir)] if config.daemon.hw_profiles_dir else []
+    profiles = load_profiles(extra)
+    devices = DeviceRegistry(profiles)
+    services = Services(config, redis, metrics, router, agi, limits, profiles, devices)
     for ast in config.asterisk:
         client = AmiClient(
             AmiSettings(
@@ -102,9 +138,34 @@ def build_services(config: Config, redis: aioredis.Redis, metrics: Metrics) -> S
         )
         table = ChannelTable(logger=log.bind(asterisk=ast.name))
         table.attach(client)
+        client.subscribe("*", devices.handle_event)
+        client.on_resync(_contacts_resync(client, devices))
         services.asterisks[ast.name] = AsteriskLink(client, table)
     if config.mqtt is not None:
         services.mqtt = MqttPublisher(
             config.mqtt.url, config.site.name, metrics, config.mqtt.queue_size
         )
     return services
+
+
+def _contacts_resync(client: AmiClient, devices: DeviceRegistry) -> Callable[[Any], None]:
+    """After each AMI login, ask for the registered contacts (they carry the User-Agent
+    that picks each phone's profile) and hand them to the device registry."""
+
+    async def fetch() -> None:
+        try:
+            result = await client.action("PJSIPShowContacts")
+        except Exception as exc:
+            log.warning("devices_resync_failed", asterisk=client.settings.name, error=str(exc))
+            return
+        if result.ok:
+            devices.resync(result.events)
+
+    running: set[asyncio.Task[None]] = set()
+
+    def on_resync(_items: Any) -> None:
+        task = asyncio.get_running_loop().create_task(fetch(), name="devices-resync")
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return on_resync

@@ -18,8 +18,8 @@ from tests.support.servers import RedisServer
 
 AGI_ENV = (
     "agi_network: yes\n"
-    "agi_network_script: release?lease=abc\n"
-    "agi_request: agi://127.0.0.1/release?lease=abc\n"
+    "agi_network_script: authorize\n"
+    "agi_request: agi://127.0.0.1/authorize\n"
     "agi_channel: Local/100@gw-out-00000001;2\n"
     "agi_language: en\n"
     "agi_type: Local\n"
@@ -33,7 +33,8 @@ AGI_ENV = (
     "agi_enhanced: 0.0\n"
     "agi_accountcode: \n"
     "agi_threadid: 140000000000000\n"
-    "agi_arg_1: lease=abc\n"
+    "agi_arg_1: tenant=acme\n"
+    "agi_arg_2: direction=out\n"
     "\n"
 )
 
