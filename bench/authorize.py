@@ -1,0 +1,246 @@
+"""Sustained authorize + release through real FastAGI sockets, beside raw EVALSHA.
+
+The gateway side runs in its own process (core 0) as the daemon wires it: AgiServer,
+the `authorize` and `release` routes, LimitsService on a real redis-server started here.
+The driver is the simulator's FastAGI client (sim/fastagi.FastAgiCall: a new TCP
+connection per request, byte-true to Asterisk) in this process on the other core. Each
+simulated call runs `authorize` (tenant with a limit, trunk, number) and then `release`
+from its `h` extension, as the example dialplan does.
+
+The baseline is the same acquire and release Lua scripts called with EVALSHA from one
+redis client in this process, at the same concurrency, in the same run: the ratio says
+what the FastAGI round trips and the gateway's Python cost on top of Redis.
+
+Counters must be back to zero at the end (checked: a leak would make the figure a lie).
+
+    .venv/bin/python bench/authorize.py [--calls N] [--concurrency C]
+Last line: JSON {"authorize_per_s", "p50_ms", "p99_ms", "raw_evalsha_per_s", ...}.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+import uvloop
+
+from gateway.agi import AgiServer, Router
+from gateway.call_control import CallControl
+from gateway.metrics import Metrics
+from limits import CallRequest, EmergencyNumbers, LimitsService
+from sim.fastagi import FastAgiCall
+
+SITE = "bench"
+
+
+def _pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {cpu % (os.cpu_count() or 1)})
+
+
+def _quiet() -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _client(url: str) -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5)
+    return aioredis.Redis(connection_pool=pool)
+
+
+def _limits(client: aioredis.Redis) -> LimitsService:
+    return LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
+
+
+def _run_gateway(conn: Connection, redis_url: str) -> None:
+    _pin(0)
+    _quiet()
+
+    async def main() -> None:
+        client = _client(redis_url)
+        limits = _limits(client)
+        await limits.load_scripts()
+        router = Router()
+        CallControl(limits, {}, Metrics()).register(router)
+        server = AgiServer("127.0.0.1", 0, router, max_connections=4096)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        conn.send(server.bound_port)
+        await loop.run_in_executor(None, conn.recv)  # "stop"
+        await server.close()
+        await client.aclose()
+
+    uvloop.run(main())
+
+
+async def _drive(
+    one: Callable[[int], Awaitable[float]], calls: int, concurrency: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    counter = iter(range(calls))
+
+    async def worker() -> None:
+        for i in counter:
+            latencies.append(await one(i))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _agi_call(port: int) -> Callable[[int], Awaitable[float]]:
+    args = ("tenant=acme", "direction=out", "trunk=e1-1", "number=+15551230000")
+
+    async def one(i: int) -> float:
+        env = {"agi_uniqueid": f"1700000000.{i}", "agi_extension": "5551000"}
+        started = time.perf_counter()
+        outcome = await FastAgiCall("127.0.0.1", port, "authorize", env, args=args).run()
+        latency = time.perf_counter() - started
+        if outcome.variables.get("CALLGATE_RESULT") != "ALLOW":
+            raise RuntimeError(f"call {i} refused: {outcome.variables}")
+        lease = outcome.variables["CALLGATE_LEASE"]
+        await FastAgiCall("127.0.0.1", port, "release", env, args=(f"lease={lease}",)).run()
+        return latency
+
+    return one
+
+
+def _raw_call(limits: LimitsService) -> Callable[[int], Awaitable[float]]:
+    async def one(i: int) -> float:
+        req = CallRequest(tenant="acme", direction="out", dest="5551000",  # type: ignore[arg-type]
+                          trunk="e1-1", number="+15551230000", call_id=f"1700000000.{i}")
+        started = time.perf_counter()
+        acquire = limits.raw_acquire_call(req)
+        await acquire.run()
+        latency = time.perf_counter() - started
+        await limits.raw_release_call(acquire.lease_id).run()
+        return latency
+
+    return one
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=8000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    opts = parser.parse_args(argv)
+    _quiet()
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        sys.exit("redis-server is not installed (make test installs it)")
+    workdir = tempfile.mkdtemp(prefix="callgate-bench-")
+    port = _free_port()
+    redis_proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    gateway = None
+    try:
+        time.sleep(0.3)
+        gateway = ctx.Process(target=_run_gateway, args=(child, url), daemon=True)
+        gateway.start()
+        agi_port: int = parent.recv()
+        _pin(1)
+
+        async def run() -> dict[str, Any]:
+            client = _client(url)
+            limits = _limits(client)
+            await limits.settings.set_tenant_limit("acme", "outbound", 100_000)
+            await limits.settings.set_trunk_limit("e1-1", 100_000)
+            await limits.settings.set_number_limit("acme", "+15551230000", 100_000)
+            await limits.load_scripts()
+            agi_one, raw_one = _agi_call(agi_port), _raw_call(limits)
+            await _drive(agi_one, 300, opts.concurrency)  # warm-up
+            await _drive(raw_one, 300, opts.concurrency)
+            # Alternate halves so noise from other processes hits both alike.
+            agi_s, raw_s, agi_lat, raw_lat = 0.0, 0.0, [], []
+            half = opts.calls // 2
+            for _ in range(2):
+                s, lat = await _drive(agi_one, half, opts.concurrency)
+                agi_s, agi_lat = agi_s + s, agi_lat + lat
+                s, lat = await _drive(raw_one, half, opts.concurrency)
+                raw_s, raw_lat = raw_s + s, raw_lat + lat
+            leaked = await limits.in_use()
+            await client.aclose()
+            return {"agi_s": agi_s, "raw_s": raw_s, "agi_lat": agi_lat, "raw_lat": raw_lat,
+                    "leaked": leaked, "calls": half * 2}
+
+        r = uvloop.run(run())
+    finally:
+        with contextlib.suppress(OSError):
+            parent.send("stop")
+        if gateway is not None:
+            gateway.join(5)
+            if gateway.is_alive():
+                gateway.kill()
+        redis_proc.terminate()
+        redis_proc.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    calls = r["calls"]
+    figures = {
+        "authorize_per_s": round(calls / r["agi_s"], 1),
+        "p50_ms": round(_pct(r["agi_lat"], 0.50), 3),
+        "p99_ms": round(_pct(r["agi_lat"], 0.99), 3),
+        "raw_evalsha_per_s": round(calls / r["raw_s"], 1),
+        "raw_p99_ms": round(_pct(r["raw_lat"], 0.99), 3),
+        "ratio": round(r["raw_s"] / r["agi_s"], 3),
+        "calls": calls,
+        "concurrency": opts.concurrency,
+        "leaked_slots": sum(r["leaked"].values()),
+    }
+    print(f"cores: {os.cpu_count()}  calls: {calls}  in flight: {opts.concurrency}")
+    print("each call = authorize + release; per second = whole calls")
+    print(f"{'':34}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'FastAGI authorize+release':34}{figures['authorize_per_s']:>10.0f}"
+          f"{figures['p50_ms']:>10.2f}{figures['p99_ms']:>10.2f}")
+    print(f"{'raw EVALSHA acquire+release':34}{figures['raw_evalsha_per_s']:>10.0f}"
+          f"{_pct(r['raw_lat'], 0.5):>10.2f}{figures['raw_p99_ms']:>10.2f}")
+    print(f"gateway / raw EVALSHA throughput: {figures['ratio']:.2f}; "
+          f"slots left in use after the run: {figures['leaked_slots']}")
+    print(json.dumps(figures))
+    if figures["leaked_slots"]:
+        sys.exit("slots leaked: counters are not back to zero")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
