@@ -191,7 +191,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             await _drive(agi_one, 300, opts.concurrency)  # warm-up
             await _drive(raw_one, 300, opts.concurrency)
             # Alternate halves so noise from other processes hits both alike.
-            agi_s, raw_s, agi_lat, raw_lat = 0.0, 0.0, [], []
+            agi_s, raw_s = 0.0, 0.0
+            agi_lat: list[float] = []
+            raw_lat: list[float] = []
             half = opts.calls // 2
             for _ in range(2):
                 s, lat = await _drive(agi_one, half, opts.concurrency)
