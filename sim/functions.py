@@ -1,0 +1,99 @@
+"""Channel variables and the few dialplan functions a gateway asks for over AMI/AGI."""
+
+from __future__ import annotations
+
+import re
+
+from sim.channels import Channel
+from sim.world import World
+
+_FUNC = re.compile(r"^([A-Z_]+)\((.*)\)$", re.IGNORECASE)
+_SUBST = re.compile(r"\$\{([^{}]+)\}")
+# Functions Asterisk refuses over AMI/AGI unless live_dangerously = yes.
+DANGEROUS = {"PERIODIC_HOOK", "SHELL", "FILE", "DB_DELETE", "ODBC", "CURL", "EVAL"}
+
+
+def builtin(ch: Channel, name: str) -> str | None:
+    table = {
+        "EXTEN": ch.exten,
+        "CONTEXT": ch.context,
+        "PRIORITY": str(ch.priority),
+        "CHANNEL": ch.name,
+        "UNIQUEID": ch.uniqueid,
+        "LANGUAGE": ch.language,
+        "ACCOUNTCODE": ch.accountcode,
+        "HANGUPCAUSE": str(ch.hangup_cause),
+    }
+    return table.get(name)
+
+
+def function(world: World, ch: Channel | None, fname: str, arg: str) -> str:
+    fname = fname.upper()
+    arg = arg.strip()
+    if fname == "GLOBAL":
+        return world.globals.get(arg, "")
+    if ch is None:
+        return ""
+    if fname == "CHANNEL":
+        table = {
+            "linkedid": ch.linkedid,
+            "uniqueid": ch.uniqueid,
+            "name": ch.name,
+            "state": ch.state_desc,
+            "language": ch.language,
+            "accountcode": ch.accountcode,
+            "context": ch.context,
+            "exten": ch.exten,
+            "priority": str(ch.priority),
+            "channeltype": ch.tech,
+            "peer": ch.variables.get("BRIDGEPEER", ""),
+        }
+        return table.get(arg.lower(), "")
+    if fname == "CALLERID":
+        key = arg.lower()
+        num = "" if ch.cid_num == "<unknown>" else ch.cid_num
+        name = "" if ch.cid_name == "<unknown>" else ch.cid_name
+        if key in ("num", "number"):
+            return num
+        if key == "name":
+            return name
+        if key == "all":
+            return f'"{name}" <{num}>'
+        return ""
+    if fname == "CONNECTEDLINE":
+        key = arg.lower()
+        if key in ("num", "number"):
+            return "" if ch.conn_num == "<unknown>" else ch.conn_num
+        if key == "name":
+            return "" if ch.conn_name == "<unknown>" else ch.conn_name
+        return ""
+    if fname == "LEN":
+        return str(len(arg))
+    return ""
+
+
+def evaluate(world: World, ch: Channel | None, expr: str) -> str:
+    """Value of a variable name or `FUNC(args)`, as Getvar would report it."""
+    expr = expr.strip()
+    m = _FUNC.match(expr)
+    if m:
+        if m.group(1).upper() in DANGEROUS and not world.config.live_dangerously:
+            return ""
+        return function(world, ch, m.group(1), substitute(world, ch, m.group(2)))
+    if ch is not None:
+        if expr in ch.variables:
+            return ch.variables[expr]
+        value = builtin(ch, expr)
+        if value is not None:
+            return value
+    return world.globals.get(expr, "")
+
+
+def substitute(world: World, ch: Channel | None, text: str) -> str:
+    """Expand `${...}` references (innermost first), as the dialplan does."""
+    for _ in range(20):
+        new = _SUBST.sub(lambda m: evaluate(world, ch, m.group(1)), text)
+        if new == text:
+            return new
+        text = new
+    return text
