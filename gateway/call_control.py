@@ -209,7 +209,12 @@ class CallControl:
             await self._reconcile_wanted.wait()
             self._reconcile_wanted.clear()
             try:
-                await self.reconcile()
+                report = await self.reconcile()
+                if report is not None and report.skipped_young:
+                    # Leases too young to judge (their channel variable may not show yet):
+                    # look again once they are old enough.
+                    await asyncio.sleep(self._limits.reconcile_grace + 0.1)
+                    self._reconcile_wanted.set()
             except Exception:
                 log.exception("reconcile_failed")
                 await asyncio.sleep(1.0)
@@ -249,7 +254,8 @@ class CallControl:
         if report.fixed:
             log.warning("reconcile_fixed", live_leases=len(live), **report.summary())
         else:
-            log.info("reconcile_clean", live_leases=len(live), renewed=report.renewed)
+            log.info("reconcile_clean", live_leases=len(live), renewed=report.renewed,
+                     skipped_young=report.skipped_young)
         return report
 
 

@@ -123,6 +123,9 @@ def build_services(config: Config, redis: aioredis.Redis, metrics: Metrics) -> S
         emergency=EmergencyNumbers(config.site.emergency_numbers),
         lease_ttl=config.limits.lease_ttl,
         backend_policy=config.limits.redis_down_policy,
+        # A lease this young may not show on its channel yet (set over AGI a few ms
+        # after the acquire): reconciliation leaves it alone.
+        reconcile_grace=2.0,
     )
     extra = [Path(config.daemon.hw_profiles_dir)] if config.daemon.hw_profiles_dir else []
     profiles = load_profiles(extra)
