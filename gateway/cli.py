@@ -61,7 +61,8 @@ def run_daemon(cfg: Config, config_path: Path | None) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    # The demo is the one command that runs the simulator; the daemon never imports sim/.
+    from sim.demo import run_demo
 
     return run_demo(
         duration=args.duration, rate=args.rate, seed=args.seed, state_dir=Path(args.state_dir)
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the gateway against the built-in Asterisk simulator")
     p.add_argument("--duration", type=float, default=0.0,
                    help="seconds to run (0 = until Ctrl-C)")
-    p.add_argument("--rate", type=float, default=20.0, help="new calls per second")
+    p.add_argument("--rate", type=float, default=3.0, help="new calls per second")
     p.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic")
     p.add_argument("--state-dir", default="./state/demo", help="where the demo keeps Redis data")
     p.set_defaults(func=_cmd_demo)

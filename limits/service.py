@@ -106,6 +106,7 @@ class LimitsService:
         self._redis = redis
         self._emergency = emergency
         self._clock = clock
+        self.reconcile_grace = reconcile_grace
         self._grace = reconcile_grace
         self._policy = BackendPolicy(backend_policy)
         self._lease_ids = lease_ids
