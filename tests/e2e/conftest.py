@@ -8,11 +8,14 @@ production. Blocking waits on the daemon run in threads so the simulator keeps r
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -35,6 +38,7 @@ class Stack:
     tmp: Path
     limits: LimitsService
     config_text: str
+    limits_redis: aioredis.Redis
     http_port: int
     agi_port: int
     exits: ExitStack = field(default_factory=ExitStack)
@@ -64,6 +68,23 @@ class Stack:
             while not call.var(call.g2, "CALLGATE_RESULT") and not call.ended.is_set():
                 await asyncio.sleep(0.01)
         return {k: v for k, v in call.g2.variables.items() if k.startswith("CALLGATE_")}
+
+    async def live_calls(self) -> dict[str, Any]:
+        """The daemon's leases and channel table, as /v1/calls shows them to a site token."""
+        from gateway.api import create_token
+
+        token = await create_token(self.limits_redis, SITE, "*", "admin")
+
+        def get() -> dict[str, Any]:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{self.http_port}/v1/calls",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                body: dict[str, Any] = json.loads(resp.read())
+            return body
+
+        return await asyncio.to_thread(get)
 
     def hang_up(self, call: GatewayCall) -> None:
         self.sim.dialplan.request_hangup(call.g2, 16)
@@ -112,7 +133,7 @@ async def stack(tmp_path: Path, redis_for_stack: RedisServer) -> AsyncIterator[S
         agi=f"{agi}/authorize,tenant=${{TENANT}},direction=out,trunk=e1-1",
         release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}",
     ))
-    st = Stack(sim, redis_for_stack.url, tmp_path, limits, text, http_port, agi_port)
+    st = Stack(sim, redis_for_stack.url, tmp_path, limits, text, client, http_port, agi_port)
     try:
         yield st
     finally:

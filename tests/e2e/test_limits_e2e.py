@@ -85,6 +85,12 @@ async def test_ami_socket_dropped_while_calls_end(stack: Stack) -> None:
     await stack.wait_in_use({("tenant_outbound", "acme"): 20, ("trunk", "e1-1"): 20}, 5.0)
     assert stack.daemon is not None
     await asyncio.to_thread(stack.daemon.wait_ready, 10.0)
+    body = await stack.live_calls()
+    live = sorted(c["lease_id"] for c in body["calls"] if c["live"])
+    assert live == sorted(c.var(c.g2, "CALLGATE_LEASE") for c in calls[20:]), (
+        "the daemon's channel table must hold exactly the calls still up")
+    assert len(body["calls"]) == 20 and body["unleased"] == []
+    assert all(len(c["live"]["channels"]) == 3 for c in body["calls"])  # trunk + Local pair
     resyncs = [e for e in stack.daemon.log_events()
                if e["event"] in ("reconcile_clean", "reconcile_fixed")]
     assert len(resyncs) >= 2  # at start and after the reconnect
