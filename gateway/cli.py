@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.commands import hw
+from gateway.commands import hw, limit, token
 from gateway.config import Config, ConfigError, load_config
 
 EXIT_OK = 0
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default="./state/demo", help="where the demo keeps Redis data")
     p.set_defaults(func=_cmd_demo)
 
-    for group in (hw,):
+    for group in (hw, limit, token):
         group.add_parser(sub)
 
     return parser
@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in ("serve", "demo"):
+        # Operator commands: their output is stdout; audit log lines go to stderr.
+        from gateway.logs import configure_logging
+
+        configure_logging("cli", "info", "console", stream=sys.stderr)
     code: int = args.func(args)
     return code
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from gateway.config import Config, ConfigError, load_config, parse_config
 
 DEFAULT_CONFIG = "/etc/callgate/callgate.toml"
@@ -36,4 +38,21 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
-__all__ = ["ConfigError", "add_config_option", "config_from_args", "fail"]
+
+
+def redis_url_of(cfg: Config) -> str:
+    """The Redis the daemon of this config uses: its url, or its owned server's socket."""
+    if cfg.redis.url:
+        return cfg.redis.url
+    return f"unix://{Path(cfg.daemon.state_dir).resolve() / 'redis' / 'redis.sock'}"
+
+
+def open_redis(cfg: Config) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        redis_url_of(cfg), socket_timeout=cfg.redis.socket_timeout,
+        socket_connect_timeout=cfg.redis.socket_timeout,
+    )
+
+
+__all__ = ["ConfigError", "add_config_option", "config_from_args", "fail", "open_redis",
+           "redis_url_of"]
