@@ -38,6 +38,8 @@ class RedisConfig:
     # Empty: the daemon starts and owns a local redis-server under daemon.state_dir.
     url: str = ""
     cluster: bool = False
+    # With a redis+sentinel:// url whose path names no master.
+    sentinel_master: str = ""
     socket_timeout: float = 2.0
     redis_server: str = "redis-server"
 
@@ -309,12 +311,15 @@ def _check_semantics(cfg: Config, loc: _KeyLocator) -> None:
             parse_listen(value)
         except ConfigError as exc:
             raise ConfigError(loc.where(section, "listen") + str(exc)) from None
-    if cfg.redis.url and not cfg.redis.url.startswith(
-        ("redis://", "rediss://", "unix://", "redis+cluster://")
-    ):
-        raise ConfigError(
-            loc.where("redis", "url") + "'url' must start with redis://, rediss:// or unix://"
-        )
+    if cfg.redis.url:
+        from gateway.redis_connect import connect_redis
+
+        try:  # builds a client object only: nothing connects until the first command
+            connect_redis(cfg.redis.url, cluster=cfg.redis.cluster,
+                          socket_timeout=cfg.redis.socket_timeout,
+                          sentinel_master=cfg.redis.sentinel_master or None)
+        except ValueError as exc:
+            raise ConfigError(loc.where("redis", "url") + str(exc)) from None
     if cfg.mqtt is not None and not cfg.mqtt.url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError(loc.where("mqtt", "url") + "'url' must start with mqtt:// or mqtts://")
     for i, ast in enumerate(cfg.asterisk):

@@ -25,6 +25,7 @@ from gateway.http_api import Check
 from gateway.logs import set_level
 from gateway.metrics import Metrics
 from gateway.owned_redis import OwnedRedis
+from gateway.redis_connect import RedisClient, connect_redis
 from gateway.systemd_notify import SystemdNotifier
 from gateway.wiring import Services, build_services
 
@@ -55,7 +56,7 @@ class Daemon:
         self._on_ready = on_ready
         self._stop = asyncio.Event()
         self._owned_redis: OwnedRedis | None = None
-        self.redis: aioredis.Redis | None = None
+        self.redis: RedisClient | None = None
         self.services: Services | None = None
         self._http_runner: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -109,14 +110,12 @@ class Daemon:
             self._owned_redis = OwnedRedis(Path(cfg.daemon.state_dir), cfg.redis.redis_server)
             await self._owned_redis.start()
             url = self._owned_redis.url
-        # A blocking pool: a burst of calls waits for a connection instead of failing
-        # with "Too many connections", which would read as Redis being down.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=256, timeout=cfg.redis.socket_timeout,
-            socket_timeout=cfg.redis.socket_timeout,
-            socket_connect_timeout=cfg.redis.socket_timeout,
+        # A blocking pool (and a gated cluster client): a burst of calls waits for a
+        # connection instead of failing, which would read as Redis being down.
+        self.redis = connect_redis(
+            url, cluster=cfg.redis.cluster, socket_timeout=cfg.redis.socket_timeout,
+            sentinel_master=cfg.redis.sentinel_master or None,
         )
-        self.redis = aioredis.Redis(connection_pool=pool)
         try:
             await self.redis.ping()
             self.metrics.redis_up.set(1)

@@ -31,19 +31,27 @@ What works on a Redis Cluster, and what the domain packages therefore must do:
 - EVALSHA scripts are loaded on every primary by `SCRIPT LOAD`; a node that restarted or a
   replica that was promoted has an empty cache, and redis-py's script objects reload on
   NOSCRIPT, so nothing to do.
-- A pipeline without a transaction may mix slots (it is split per node, not atomic).
-  `pipeline(transaction=True)` (MULTI/EXEC) and WATCH need every key in one slot.
+- A pipeline without a transaction may mix slots: it is split per node and the parts are
+  sent to their nodes at once, so it is neither atomic nor ordered across slots ("write
+  the index first, then the record" holds only when both share a slot). Scripts may be
+  queued in pipelines (see ScriptingClusterPipeline). `pipeline(transaction=True)`
+  (MULTI/EXEC) and WATCH need every key in one slot.
 - Multi-key commands (MGET, SUNIONSTORE, RENAME, SMOVE, ...) need one slot too.
 - `SCAN`/`KEYS`, `FLUSHALL`, `DBSIZE`, `INFO` are per node: redis-py's `scan_iter` walks
   every primary, but a cursor from one node means nothing on another. Prefer an index key
   (a set of ids) over scanning.
 - Only db 0 exists; there is no `SELECT`, and no Unix socket.
 - Pub/sub is broadcast cluster-wide (fine, but costly); streams are single keys.
+- Replication is asynchronous: a write acknowledged by a master that dies before its
+  replica got it is lost in the failover (WAIT narrows that window). A script's effects
+  travel as one unit, so a lost acquire or debit is lost whole, never half.
 - During a failover a few commands fail (ConnectionError, ClusterDownError, TryAgain):
-  they are RedisError, so the configured `redis_down_policy` applies. When no node at all
-  answers while the client first learns the cluster layout, redis-py raises
-  RedisClusterException, which is *not* a RedisError: callers that catch RedisError to
-  apply the policy must catch `REDIS_FAILURES` (below) instead.
+  they are RedisError, so the configured `redis_down_policy` applies. (redis-py raises
+  RedisClusterException, not a RedisError, when no node answers at all; the client made
+  here turns that into a ConnectionError, see GatedRedisCluster.)
+- Run the servers with `cluster-require-full-coverage no`: a master down with no replica
+  then stops only the sites and cards whose slots it holds; the client is built to match
+  (`require_full_coverage=False`).
 """
 
 from __future__ import annotations
@@ -51,26 +59,91 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredError
+from redis.exceptions import NoScriptError, RedisClusterException, SlotNotCoveredError
 
 RedisClient = Redis | RedisCluster
-
-# What "Redis did not answer" looks like from any client this module returns.
-REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 _PLAIN = ("redis", "rediss", "unix")
 _CLUSTER = ("redis+cluster", "rediss+cluster")
 _SENTINEL = ("redis+sentinel",)
 _MASTER_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9._-]{1,253}$")
+
+
+class ScriptingClusterPipeline(ClusterPipeline):
+    """A cluster pipeline that runs Lua scripts, as a single server's pipeline does.
+
+    - redis-py blocks EVALSHA in a cluster pipeline, although it routes it by its keys like
+      any keyed command (and allows EVAL). Allowed here: each script goes to the node of
+      its keys; a script whose keys span slots still raises RedisClusterException.
+    - A node that restarted or was promoted has no scripts. A script registered on the
+      client that comes back NOSCRIPT is loaded (on every primary) and that command alone
+      is sent again: it did not run, so it runs once. In a MULTI/EXEC pipeline the scripts
+      are made sure of before it is sent instead.
+    - Awaiting a redis-py cluster pipeline empties it, and a script object given
+      `client=pipe` awaits what it queues, so only the last script of a batch was sent.
+      Awaiting one here only makes sure the layout is known.
+    """
+
+    def __init__(self, client: GatedRedisCluster, transaction: bool | None = None) -> None:
+        super().__init__(client, transaction)
+        self._gated = client
+        self._queued: list[tuple[Any, ...]] = []
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._queued.append(args)
+        return super().execute_command(*args, **kwargs)
+
+    def __await__(self) -> Generator[Any, None, ClusterPipeline]:
+        return self._ready().__await__()
+
+    async def _ready(self) -> ClusterPipeline:
+        if self.cluster_client._initialize:
+            await self.cluster_client.initialize()
+        return self
+
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        queued, self._queued = self._queued, []
+        known = self._gated.scripts_by_sha
+        shas = {str(c[1]) for c in queued if _is_evalsha(c) and str(c[1]) in known}
+        if self._transaction:
+            if shas:
+                await self._gated.ensure_scripts(shas)
+            return list(await super().execute(raise_on_error, allow_redirections))
+        results = list(await super().execute(False, allow_redirections))
+        redo = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)
+                and i < len(queued) and _is_evalsha(queued[i]) and str(queued[i][1]) in shas]
+        if redo and len(results) == len(queued):
+            for sha in {str(queued[i][1]) for i in redo}:
+                await self._gated.script_load(known[sha])
+            again = ClusterPipeline(self._gated, False)  # type: ignore[abstract]
+            for i in redo:
+                again.execute_command(*queued[i])
+            for i, result in zip(redo, await again.execute(False), strict=True):
+                results[i] = result
+        if raise_on_error:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+
+def _is_evalsha(args: tuple[Any, ...]) -> bool:
+    return len(args) > 1 and str(args[0]).upper() == "EVALSHA"
 
 
 class GatedRedisCluster(RedisCluster):
@@ -84,6 +157,11 @@ class GatedRedisCluster(RedisCluster):
     - Finding the cluster layout when no node answers raises RedisClusterException, which
       is not a RedisError; it is turned into a ConnectionError, so "Redis unreachable" looks
       the same whatever the deployment (the configured redis_down_policy applies).
+    - Commands issued while the client does not know the layout yet are sent to an
+      arbitrary node and redirected (MOVED); a burst of them right after start-up made
+      redis-py 8 refresh the layout under its own feet and fail commands with
+      AttributeError. The layout is learnt first, once, before any command is routed.
+    - Pipelines may run Lua scripts (ScriptingClusterPipeline).
     - redis-py 8 queues each command of a `pipeline(transaction=True)` through
       `asyncio.run` in a new thread; when the client must (re)learn the layout first (a
       fresh client, or after a node failed) it would do so on that short-lived loop and
@@ -99,6 +177,22 @@ class GatedRedisCluster(RedisCluster):
         self.max_in_flight = max_in_flight
         self._gate = asyncio.Semaphore(max_in_flight)
         self._owner_thread = threading.get_ident()
+        self._learning = asyncio.Lock()
+        self.scripts_by_sha: dict[str, Any] = {}
+
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]
+        """Also remembered here, so a pipeline can load it on a node that lost it."""
+        registered = super().register_script(script)
+        self.scripts_by_sha[registered.sha] = registered.script
+        return registered
+
+    async def ensure_scripts(self, shas: set[str]) -> None:
+        """Load the scripts of `shas` unless every primary has them."""
+        ordered = sorted(shas)
+        present = await self.script_exists(*ordered)
+        for sha, ok in zip(ordered, present, strict=True):
+            if not ok:
+                await self.script_load(self.scripts_by_sha[sha])
 
     async def initialize(
         self,
@@ -115,13 +209,22 @@ class GatedRedisCluster(RedisCluster):
                 await self._disconnect_all()
 
     async def _disconnect_all(self) -> None:
-        manager = self.nodes_manager
-        nodes = {**manager.startup_nodes, **manager.nodes_cache}
-        await asyncio.gather(*(node.disconnect() for node in nodes.values()),
-                             return_exceptions=True)
+        manager = self.nodes_manager  # a startup node and its cached twin are two objects
+        nodes = [*manager.startup_nodes.values(), *manager.nodes_cache.values()]
+        await asyncio.gather(*(node.disconnect() for node in nodes), return_exceptions=True)
+
+    def pipeline(self, transaction: Any | None = None,
+                 shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is not supported in cluster mode")
+        return ScriptingClusterPipeline(self, transaction)  # type: ignore[abstract]
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._gate:
+            if self._initialize:
+                async with self._learning:
+                    if self._initialize:
+                        await self.initialize()
             try:
                 return await super().execute_command(*args, **kwargs)
             except SlotNotCoveredError as exc:  # its master is down and has no replica
@@ -155,9 +258,10 @@ def connect_redis(url: str, *, cluster: bool, socket_timeout: float,
     """A client for `url` (see the module docstring). Nothing is connected yet: the first
     command connects, so a daemon can start while Redis is away. `socket_timeout` bounds
     both connecting and each reply. `cluster=True` makes a `redis://`/`rediss://` url a
-    cluster's startup node. `max_in_flight`: commands one cluster client runs at once
-    (more wait their turn; see GatedRedisCluster). Raises ValueError naming what is wrong
-    with a bad url."""
+    cluster's startup node. `max_in_flight`: commands one client runs at once, more wait
+    their turn (a single server's connection pool size; see GatedRedisCluster). Call it
+    in the thread that runs the event loop. Raises ValueError naming what is wrong with a
+    bad url."""
     if not isinstance(url, str) or not url.strip():
         raise ValueError("redis url is empty")
     if isinstance(socket_timeout, bool) or not isinstance(socket_timeout, int | float) \
@@ -186,13 +290,15 @@ def connect_redis(url: str, *, cluster: bool, socket_timeout: float,
         return _sentinel_client(url, sentinel_master, timeouts)
     if scheme in _CLUSTER or cluster:
         return _cluster_client(url, timeouts, max_in_flight)
-    return _plain_client(url, timeouts)
+    return _plain_client(url, timeouts, max_in_flight)
 
 
 # -- one server ----------------------------------------------------------------------------
 
 
-def _plain_client(url: str, timeouts: dict[str, Any]) -> Redis:
+def _plain_client(url: str, timeouts: dict[str, Any], max_in_flight: int) -> Redis:
+    """A blocking pool: a burst of calls waits (up to socket_timeout) for a connection
+    instead of failing with "Too many connections", which would read as Redis down."""
     if url.lower().startswith("unix://"):
         path = urlsplit(url).path
         if not path or path == "/":
@@ -206,9 +312,11 @@ def _plain_client(url: str, timeouts: dict[str, Any]) -> Redis:
                 "cluster or redis+sentinel:// for sentinels")
         _db(parts.path, url)
     try:
-        return Redis.from_url(url, **timeouts)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_in_flight, timeout=timeouts["socket_timeout"], **timeouts)
     except (ValueError, TypeError) as exc:  # e.g. a bad ?option=
         raise ValueError(f"{_safe(url)!r}: {exc}") from None
+    return Redis(connection_pool=pool)
 
 
 # -- Redis Cluster -----------------------------------------------------------------------

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
@@ -25,6 +24,7 @@ from gateway.devices import DeviceRegistry
 from gateway.http_api import Check
 from gateway.metrics import Metrics
 from gateway.mqtt_events import MqttPublisher
+from gateway.redis_connect import RedisClient
 from hw_profiles import ProfileSet, load_profiles
 from limits import BackendUnavailable, EmergencyNumbers, LimitsService
 
@@ -42,7 +42,7 @@ class AsteriskLink:
 @dataclass
 class Services:
     config: Config
-    redis: aioredis.Redis
+    redis: RedisClient
     metrics: Metrics
     router: Router
     agi: AgiServer
@@ -110,7 +110,7 @@ class Services:
             await self.mqtt.close()
 
 
-def build_services(config: Config, redis: aioredis.Redis, metrics: Metrics) -> Services:
+def build_services(config: Config, redis: RedisClient, metrics: Metrics) -> Services:
     router = Router()
     host, port = parse_listen(config.agi.listen)
     agi = AgiServer(

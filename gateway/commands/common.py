@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
 from gateway.config import Config, ConfigError, load_config, parse_config
+from gateway.redis_connect import RedisClient, connect_redis
 
 DEFAULT_CONFIG = "/etc/callgate/callgate.toml"
 
@@ -47,11 +46,10 @@ def redis_url_of(cfg: Config) -> str:
     return f"unix://{Path(cfg.daemon.state_dir).resolve() / 'redis' / 'redis.sock'}"
 
 
-def open_redis(cfg: Config) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        redis_url_of(cfg), socket_timeout=cfg.redis.socket_timeout,
-        socket_connect_timeout=cfg.redis.socket_timeout,
-    )
+def open_redis(cfg: Config) -> RedisClient:
+    return connect_redis(redis_url_of(cfg), cluster=cfg.redis.cluster,
+                         socket_timeout=cfg.redis.socket_timeout,
+                         sentinel_master=cfg.redis.sentinel_master or None)
 
 
 __all__ = ["ConfigError", "add_config_option", "config_from_args", "fail", "open_redis",

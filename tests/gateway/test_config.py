@@ -37,7 +37,8 @@ def test_one_section_is_enough() -> None:
         ('[[asterisk]]\nhost = "pbx"\n', "c.toml:1: [asterisk] needs 'name'"),
         ('[[asterisk]]\nname = "a"\n\n[[asterisk]]\nname = "a"\nsecert = "x"\n',
          "c.toml:6: unknown key in [asterisk] 'secert' (did you mean 'secret'?)"),
-        ('[redis]\nurl = "http://x"\n', "c.toml:2: 'url' must start with redis://"),
+        ('[redis]\nurl = "http://x"\n', "c.toml:2: redis url 'http://x' must start with"),
+        ('[redis]\nurl = "redis+cluster://a:b"\n', "c.toml:2: "),
         ('[agi]\nlisten = \n', "c.toml: Invalid value (at line 2, column 10)"),
     ],
 )
