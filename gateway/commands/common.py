@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from redis.exceptions import RedisError
 
 from gateway.config import Config, ConfigError, load_config, parse_config
 from gateway.redis_connect import RedisClient, connect_redis
+from limits import BackendUnavailable
 
 DEFAULT_CONFIG = "/etc/callgate/callgate.toml"
 
@@ -52,5 +57,32 @@ def open_redis(cfg: Config) -> RedisClient:
                          sentinel_master=cfg.redis.sentinel_master or None)
 
 
+RedisCommand = Callable[[Config, RedisClient], Awaitable[int]]
+
+
+def run_with_redis(args: argparse.Namespace, command: RedisCommand,
+                   usage_errors: tuple[type[Exception], ...] = ()) -> int:
+    """Read the config, run `command` with a Redis client, close it; map failures to one
+    clear line: a bad config or `usage_errors` exit 2, Redis unreachable exits 1."""
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        return fail(str(exc))
+
+    async def main() -> int:
+        redis = open_redis(cfg)
+        try:
+            return await command(cfg, redis)
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(main())
+    except (RedisError, BackendUnavailable) as exc:
+        return fail(f"Redis is not reachable: {exc}", 1)
+    except usage_errors as exc:
+        return fail(str(exc))
+
+
 __all__ = ["ConfigError", "add_config_option", "config_from_args", "fail", "open_redis",
-           "redis_url_of"]
+           "redis_url_of", "run_with_redis"]

@@ -8,19 +8,13 @@ new ones until use falls below it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
-from gateway.commands.common import (
-    ConfigError,
-    add_config_option,
-    config_from_args,
-    fail,
-    open_redis,
-)
+from gateway.commands.common import add_config_option, fail, run_with_redis
+from gateway.config import Config
+from gateway.redis_connect import RedisClient
 from hw_profiles import ProfileLoadError, load_profiles
 from limits import (
-    BackendUnavailable,
     EmergencyNumbers,
     InvalidLimit,
     InvalidName,
@@ -77,28 +71,14 @@ def _limit(text: str) -> int | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        return fail(str(exc))
-
-    async def main() -> int:
-        redis = open_redis(cfg)
+    async def command(cfg: Config, redis: RedisClient) -> int:
         limits = LimitsService(redis, cfg.site.name,
                                emergency=EmergencyNumbers(cfg.site.emergency_numbers))
-        try:
-            if args.limit_command == "set":
-                return await _set(args, limits, cfg.daemon.hw_profiles_dir)
-            return await _show(args, limits)
-        finally:
-            await redis.aclose()
+        if args.limit_command == "set":
+            return await _set(args, limits, cfg.daemon.hw_profiles_dir)
+        return await _show(args, limits)
 
-    try:
-        return asyncio.run(main())
-    except BackendUnavailable as exc:
-        return fail(f"Redis is not reachable: {exc}", 1)
-    except (InvalidLimit, InvalidName, ValueError) as exc:
-        return fail(str(exc))
+    return run_with_redis(args, command, (InvalidLimit, InvalidName, ValueError))
 
 
 async def _set(args: argparse.Namespace, limits: LimitsService, hw_dir: str) -> int:

@@ -7,18 +7,11 @@ and replaced, never recovered.
 from __future__ import annotations
 
 import argparse
-import asyncio
-
-from redis.exceptions import RedisError
 
 from gateway.api import InvalidToken, create_token, list_tokens, revoke_token
-from gateway.commands.common import (
-    ConfigError,
-    add_config_option,
-    config_from_args,
-    fail,
-    open_redis,
-)
+from gateway.commands.common import add_config_option, fail, run_with_redis
+from gateway.config import Config
+from gateway.redis_connect import RedisClient
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,30 +30,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        return fail(str(exc))
-
-    async def main() -> int:
-        redis = open_redis(cfg)
+    async def command(cfg: Config, redis: RedisClient) -> int:
         site = cfg.site.name
-        try:
-            if args.token_command == "create":
-                print(await create_token(redis, site, args.tenant, args.role, label=args.label))
-            elif args.token_command == "list":
-                for info in await list_tokens(redis, site):
-                    print(f"{info.token_id}  {info.role:<10} tenant {info.tenant:<16} "
-                          f"{info.label}")
-            elif not await revoke_token(redis, site, args.token):
-                return fail(f"no token {args.token!r}", 1)
-            return 0
-        finally:
-            await redis.aclose()
+        if args.token_command == "create":
+            print(await create_token(redis, site, args.tenant, args.role, label=args.label))
+        elif args.token_command == "list":
+            for info in await list_tokens(redis, site):
+                print(f"{info.token_id}  {info.role:<10} tenant {info.tenant:<16} {info.label}")
+        elif not await revoke_token(redis, site, args.token):
+            return fail(f"no token {args.token!r}", 1)
+        return 0
 
-    try:
-        return asyncio.run(main())
-    except InvalidToken as exc:
-        return fail(str(exc))
-    except RedisError as exc:
-        return fail(f"Redis is not reachable: {exc}", 1)
+    return run_with_redis(args, command, (InvalidToken,))
