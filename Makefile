@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo lint typecheck unit system-deps venv bench clean
+.PHONY: test demo lint typecheck unit system-deps browser-deps venv bench clean
 
-test: system-deps venv lint typecheck unit
+test: system-deps browser-deps venv lint typecheck unit
 
 demo: system-deps venv
 	$(BIN)/callgate demo
@@ -24,6 +24,14 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# Debian's Chromium for the wallboard's browser test (Playwright drives it; it never
+# downloads a browser of its own).
+browser-deps:
+	@{ [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; } || { \
+	  echo "installing: chromium"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
 venv: $(STAMP)
 

@@ -19,12 +19,14 @@ from ami import AmiClient, AmiSettings, ChannelTable
 from gateway.agi import AgiServer, Router
 from gateway.api import ApiDeps, live_calls_from_tables, mount_api
 from gateway.call_control import CallControl
+from gateway.call_events import CallEvents
 from gateway.config import Config, parse_listen
 from gateway.devices import DeviceRegistry
 from gateway.http_api import Check
 from gateway.metrics import Metrics
 from gateway.mqtt_events import MqttPublisher
 from gateway.redis_connect import RedisClient
+from gateway.wallboard import DecisionTally, WallboardDeps, mount_wallboard
 from hw_profiles import ProfileSet, load_profiles
 from limits import BackendUnavailable, EmergencyNumbers, LimitsService
 
@@ -52,6 +54,8 @@ class Services:
     asterisks: dict[str, AsteriskLink] = field(default_factory=dict)
     mqtt: MqttPublisher | None = None
     calls: CallControl | None = None
+    decisions: DecisionTally = field(default_factory=DecisionTally)
+    call_events: CallEvents | None = None
 
     @property
     def agi_port(self) -> int:
@@ -64,7 +68,10 @@ class Services:
             await self.limits.load_scripts()
         except BackendUnavailable as exc:
             log.warning("limits_scripts_not_loaded", error=str(exc), retry="on first call")
-        self.calls = CallControl(self.limits, self.asterisks, self.metrics, self.mqtt)
+        self.call_events = CallEvents([self.mqtt, self.decisions])
+        self.calls = CallControl(self.limits, self.asterisks, self.metrics, self.call_events)
+        for name, link in self.asterisks.items():
+            link.channels.subscribe(self.call_events.listener(name))
         self.calls.register(self.router)
         self.calls.start()
         for link in self.asterisks.values():
@@ -77,6 +84,10 @@ class Services:
             redis=self.redis, site=self.config.site.name, limits=self.limits,
             profiles=self.profiles, devices=self.devices,
             live_calls=live_calls_from_tables(tables),
+        ))
+        mount_wallboard(app, WallboardDeps(
+            redis=self.redis, site=self.config.site.name, limits=self.limits,
+            decisions=self.decisions, campaigns=None, low_cards=None,
         ))
 
     def readiness(self) -> Sequence[Check]:
