@@ -3,13 +3,16 @@
 Unknown argument names are refused rather than ignored: `tenat=acme` in a dialplan must
 fail loudly on the first test call, not silently count calls against nobody.
 
-The request is also written on the channel as `CALLGATE_REQUEST` (a URL query string), so
-that reconciliation can count a live call again from Asterisk's own state if Redis lost
-its lease.
+The request is also written on the channel as `CALLGATE_REQUEST` (a URL query string in
+unpadded base64url, so it passes through MSet's argument parsing untouched), so that
+reconciliation can count a live call again from Asterisk's own state if Redis lost its
+lease.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
 
@@ -61,13 +64,15 @@ def encode_request(req: CallRequest) -> str:
         "call_id": req.call_id,
         "origin": req.origin,
     }
-    return urlencode({k: v for k, v in fields.items() if v})
+    query = urlencode({k: v for k, v in fields.items() if v})
+    return base64.urlsafe_b64encode(query.encode()).decode().rstrip("=")
 
 
 def decode_request(text: str) -> CallRequest | None:
     """None when the text is not one we wrote (logged by the caller)."""
     try:
-        f = dict(parse_qsl(text, strict_parsing=True))
+        query = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        f = dict(parse_qsl(query, strict_parsing=True))
         return CallRequest(
             tenant=f["tenant"],
             direction=f["direction"],  # type: ignore[arg-type]
@@ -79,5 +84,5 @@ def decode_request(text: str) -> CallRequest | None:
             call_id=f.get("call_id", ""),
             origin=f.get("origin", ""),
         )
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, binascii.Error):
         return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -119,9 +119,8 @@ class CallControl:
             return
         with structlog.contextvars.bound_contextvars(tenant=call.tenant):
             decision = await self._limits.authorize(call)
-            if decision.allowed:
-                await session.set_variable(REQUEST_VAR, encode_request(call))
-            await self._answer(session, _agi_decision(decision), call, decision)
+            extra = [(REQUEST_VAR, encode_request(call))] if decision.allowed else []
+            await self._answer(session, _agi_decision(decision), call, decision, extra)
 
     async def release_route(self, req: AgiRequest, session: AgiSession) -> None:
         """From the `h` extension; a no-op if the AMI Hangup already released the lease."""
@@ -136,8 +135,9 @@ class CallControl:
         decision: Decision,
         call: CallRequest | None,
         limit_decision: LimitDecision | None = None,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> None:
-        await apply_decision(session, decision)
+        await apply_decision(session, decision, extra)
         self._metrics.decisions.labels(result=decision.result, reason=decision.reason).inc()
         fields: dict[str, Any] = {
             "result": decision.result, "reason": decision.reason, "cause": decision.cause,

@@ -475,6 +475,13 @@ class FastAgiCall:
         if app == "set" and "=" in options:
             name, _, value = options.partition("=")
             self._setvar(name, value)
+        elif app == "mset":
+            # pbx_builtin_setvar_multiple: standard app args split on ',' (quotes and
+            # backslashes processed), then each pair on its first '='.
+            for pair in _app_args(options):
+                name, eq, value = pair.partition("=")
+                if eq:
+                    self._setvar(name, value)
         elif app == "hangup":
             self.hangup()
             result = -1
@@ -576,3 +583,27 @@ _COMMANDS: dict[tuple[str, ...], tuple[str, bool]] = {
     ("verbose",): ("_verbose", True),
 }
 _LONGEST_COMMAND = max(len(words) for words in _COMMANDS)
+
+
+def _app_args(data: str) -> list[str]:
+    """Asterisk's standard application-argument split (ast_app_separate_args): ','
+    separates unless inside double quotes; quotes are removed and a backslash keeps the
+    next character."""
+    out: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for ch in data:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            out.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    out.append("".join(current))
+    return out

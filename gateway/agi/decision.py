@@ -7,6 +7,7 @@ previous call's full decision or this call's full decision, never a half-written
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.agi.session import AgiSession
@@ -73,9 +74,11 @@ class Decision:
         ]
 
 
-async def apply_decision(session: AgiSession, decision: Decision) -> None:
-    for name, value in decision.variables():
-        await session.set_variable(name, value)
+async def apply_decision(
+    session: AgiSession, decision: Decision, extra: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Set `extra` variables, then the decision's, CALLGATE_RESULT last."""
+    await session.set_variables([*extra, *decision.variables()])
 
 
 async def set_decision(

@@ -66,7 +66,11 @@ async def test_route_sets_variables_the_channel_sees(agi_server: ServerFactory, 
         "CALLGATE_LEASE": "lease-42",
         "CALLGATE_MAXSEC": "3600",
     }
-    assert outcome.commands[-1] == "SET VARIABLE CALLGATE_RESULT \"ALLOW\""  # set last
+    # One round trip for the decision, CALLGATE_RESULT last within it.
+    assert outcome.commands[-1] == (
+        'EXEC MSet "CALLGATE_REASON=ok,CALLGATE_CAUSE=0,CALLGATE_LEASE=lease-42,'
+        'CALLGATE_MAXSEC=3600,CALLGATE_RESULT=ALLOW"'
+    )
     done = logs.events("agi_request_done")
     assert done and done[0]["call_id"] == "1700000000.7" and done[0]["route"] == "authorize"
 
@@ -354,3 +358,22 @@ async def test_close_cancels_what_is_still_running(agi_server: ServerFactory, lo
     outcome = await call
     assert outcome.status == "SUCCESS" and "CALLGATE_RESULT" not in outcome.variables
     assert logs.events("agi_connections_cancelled")[0]["count"] == 1
+
+
+async def test_decision_falls_back_to_set_variable_without_mset(agi_server: ServerFactory) -> None:
+    """An Asterisk with no MSet application (EXEC answers -2) still gets the decision."""
+    server = await agi_server(_router(authorize=_allow))
+    outcome = await _call(server, "authorize?tenant=acme", app_results={"MSet": -2}).run()
+    assert outcome.variables["CALLGATE_RESULT"] == "ALLOW"
+    assert outcome.variables["CALLGATE_LEASE"] == "lease-42"
+    assert outcome.commands[-1] == 'SET VARIABLE CALLGATE_RESULT "ALLOW"'
+
+
+async def test_values_mset_would_mangle_are_set_one_by_one(agi_server: ServerFactory) -> None:
+    async def tricky(request: AgiRequest, session: AgiSession) -> None:
+        await session.set_variables([("A", 'x,y="z"'), ("B", "plain")])
+
+    server = await agi_server(_router(authorize=tricky))
+    outcome = await _call(server, "authorize?tenant=acme").run()
+    assert outcome.variables["A"] == 'x,y="z"' and outcome.variables["B"] == "plain"
+    assert not any(c.startswith("EXEC MSet") for c in outcome.commands)
