@@ -185,7 +185,8 @@ class AgentBoard:
         handler = _HANDLERS.get(name)
         if handler is None:
             return None
-        interface = event.get("Interface") or ""
+        # QueueStatus' QueueMember items say Location/Name where events say Interface/MemberName.
+        interface = event.get("Interface") or event.get("Location") or ""
         if not interface and name not in ("QueueCallerAbandon",):
             log.warning("agent_event_malformed", ami_event=name, queue=self.queue,
                         reason="no Interface")
@@ -210,7 +211,8 @@ class AgentBoard:
     def _touch(self, interface: str, event: AmiEvent, now: float) -> Agent:
         agent = self._agents.get(interface)
         if agent is None:
-            agent = Agent(interface=interface, name=event.get("MemberName") or interface,
+            name = event.get("MemberName") or event.get("Name") or interface
+            agent = Agent(interface=interface, name=name,
                           state=AgentState.OFFLINE, since=now,
                           wrap_up_s=self.default_wrap_up_s)
             self._agents[interface] = agent

@@ -21,7 +21,7 @@ from dialer.campaign import (
     DialMode,
     RetryDelays,
 )
-from dialer.keys import CampaignKeys, tenant_campaigns
+from dialer.keys import ALL_CAMPAIGNS, CampaignKeys, tenant_campaigns
 from dialer.redis_types import RedisClient, str_dict, text
 
 log = structlog.get_logger(__name__)
@@ -101,6 +101,7 @@ class CampaignStore:
         await self._r.hset(keys.config, mapping=mapping)
         await self._r.sadd(tenant_campaigns(campaign.tenant),
                            campaign.campaign_id)
+        await self._r.sadd(ALL_CAMPAIGNS, f"{campaign.tenant}:{campaign.campaign_id}")
         log.info("campaign_saved", tenant=campaign.tenant, campaign=campaign.campaign_id,
                  mode=campaign.mode.value)
 
@@ -129,6 +130,11 @@ class CampaignStore:
             if c is not None:
                 out.append(c)
         return out
+
+    async def all_ids(self) -> tuple[tuple[str, str], ...]:
+        """(tenant, campaign_id) of every campaign of every tenant, sorted."""
+        pairs = (text(m).partition(":") for m in await self._r.smembers(ALL_CAMPAIGNS))
+        return tuple(sorted((t, c) for t, _, c in pairs if t and c))
 
     async def update(self, tenant: str, campaign_id: str, **changes: Any) -> tuple[Campaign,
                                                                                     Campaign]:

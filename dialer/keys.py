@@ -12,6 +12,8 @@ from __future__ import annotations
 from dialer.campaign import check_id
 
 GLOBAL_DNC = "dialer:{dnc:global}:numbers"
+# Every campaign of every tenant as "TENANT:ID", so a gateway finds the campaigns to pace.
+ALL_CAMPAIGNS = "dialer:{campaigns}:all"
 
 
 class CampaignKeys:

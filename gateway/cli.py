@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.commands import hw, limit, token
+from gateway.commands import campaign, hw, limit, token
 from gateway.config import Config, ConfigError, load_config
 
 EXIT_OK = 0
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default="./state/demo", help="where the demo keeps Redis data")
     p.set_defaults(func=_cmd_demo)
 
-    for group in (hw, limit, token):
+    for group in (campaign, hw, limit, token):
         group.add_parser(sub)
 
     return parser

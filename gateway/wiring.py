@@ -20,6 +20,7 @@ from gateway.agi import AgiServer, Router
 from gateway.api import ApiDeps, live_calls_from_tables, mount_api
 from gateway.call_control import CallControl
 from gateway.call_events import CallEvents
+from gateway.campaigns import CampaignService
 from gateway.config import Config, parse_listen
 from gateway.devices import DeviceRegistry
 from gateway.http_api import Check
@@ -56,6 +57,7 @@ class Services:
     calls: CallControl | None = None
     decisions: DecisionTally = field(default_factory=DecisionTally)
     call_events: CallEvents | None = None
+    campaigns: CampaignService | None = None
 
     @property
     def agi_port(self) -> int:
@@ -74,6 +76,9 @@ class Services:
             link.channels.subscribe(self.call_events.listener(name))
         self.calls.register(self.router)
         self.calls.start()
+        self.campaigns = CampaignService(self.config.site.name, self.redis, self.limits,
+                                         self.asterisks, self.metrics, self.mqtt)
+        self.campaigns.start()  # before the AMI logins: their QueueStatus sync needs it
         for link in self.asterisks.values():
             link.client.start()
         await self.agi.start()
@@ -87,7 +92,8 @@ class Services:
         ))
         mount_wallboard(app, WallboardDeps(
             redis=self.redis, site=self.config.site.name, limits=self.limits,
-            decisions=self.decisions, campaigns=None, low_cards=None,
+            decisions=self.decisions, low_cards=None,
+            campaigns=self.campaigns.site_figures if self.campaigns is not None else None,
         ))
 
     def readiness(self) -> Sequence[Check]:
@@ -104,7 +110,10 @@ class Services:
         self.limits.set_backend_policy(config.limits.redis_down_policy)
 
     async def drain(self, timeout: float) -> int:
-        """Stop taking new AGI connections and wait for the ones in flight; 0 = all done."""
+        """Stop dialling and taking new AGI connections, wait for the ones in flight;
+        0 = all done."""
+        if self.campaigns is not None:
+            await self.campaigns.close()
         self.agi.stop_accepting()
         if await self.agi.wait_idle(timeout):
             return 0
@@ -112,6 +121,8 @@ class Services:
 
     async def close(self) -> None:
         await self.agi.close()
+        if self.campaigns is not None:
+            await self.campaigns.close()
         if self.calls is not None:
             await self.calls.close()
         for link in self.asterisks.values():

@@ -34,7 +34,9 @@ class ContextConfig:
     style "recording" is gw-out of the recordings (GW_AUTH / GW_DIAL_TIMEOUT / GW_DIAL_OPTS /
     GW_RECORD); style "callgate" applies CALLGATE_RESULT / CALLGATE_CAUSE / CALLGATE_MAXSEC.
     `release_agi`, when set, is run (no AMI events) once the channel has hung up, like the
-    `h` extension calling the `release` route.
+    `h` extension calling the `release` route. An empty `agi` asks nobody: the callgate
+    style then acts on the CALLGATE_* variables the channel already carries (the dialer
+    authorizes before its Originate and passes them as Originate variables).
     """
 
     name: str

@@ -123,15 +123,19 @@ class GatewayCall(Flow):
                 f"gw-out: call {self.var(g2, 'GW_CALL_ID')} to {self.exten} from {cid}",
             )
             prio = 2
-        data = substitute(self.w, g2, self.ctx.agi)
-        self.w.newexten(g2, prio, "AGI", data)
-        status = await self._run_agi(data)
-        if self.finished or g2.hungup:
-            return
-        if status == "HANGUP":
-            self._after_agi_hangup()
-            return
-        self.w.varset(g2, "AGISTATUS", status)
+        if self.ctx.agi:
+            data = substitute(self.w, g2, self.ctx.agi)
+            self.w.newexten(g2, prio, "AGI", data)
+            status = await self._run_agi(data)
+            if self.finished or g2.hungup:
+                return
+            if status == "HANGUP":
+                self._after_agi_hangup()
+                return
+            self.w.varset(g2, "AGISTATUS", status)
+        else:
+            # No AGI (the dialer's context): CALLGATE_* came with the Originate.
+            status = "SUCCESS"
         if recording:
             await self._recording_dialplan(status)
         else:
