@@ -12,7 +12,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from prepaid import keys
 from prepaid.clock import ManualClock
-from prepaid.debit import DebitReply
+from prepaid.debit import DebitReply, debit_args
 from prepaid.rating import PlanSettings
 from prepaid.scheduler import DebitScheduler
 from prepaid.sessions import AuthorizeRequest
@@ -59,10 +59,13 @@ class Call:
 
 
 async def pay_up_to(pp: Prepaid, call: Call, target_s: int) -> DebitReply:
-    """One debit as the ticker makes it, through SessionService.debit (no pipeline)."""
+    """One debit as the ticker makes it (debit_args into SessionService.debit_many)."""
     rec = await pp.sessions.get(call.session_id)
-    reply = await pp.sessions.debit(rec, call.seq, call.paid_s, call.answer_ms, target_s)
-    assert reply.status == "ok", reply
+    assert rec.tariff is not None
+    args = debit_args(rec.tariff, rec.bundle, False, call.seq, call.paid_s, call.answer_ms,
+                      call.answer_ms + target_s * 1000, target_s)
+    (reply,) = await pp.sessions.debit_many([(rec.account, rec.session_id, args)])
+    assert isinstance(reply, DebitReply) and reply.status == "ok", reply
     call.seq, call.paid_s = reply.seq, reply.paid_s
     return reply
 
