@@ -41,6 +41,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from bench.load import percentile_ms, pin_to_core
 from gateway.agi import AgiRequest, AgiServer, AgiSession, Router
 from sim.fastagi import FastAgiCall
 
@@ -48,12 +49,6 @@ EXCHANGES = 4  # client messages per connection: env block + three replies
 WARMUP = 300
 
 
-def _pin(cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        try:
-            os.sched_setaffinity(0, {cpu % (os.cpu_count() or 1)})
-        except OSError:
-            pass
 
 
 async def _bench_route(request: AgiRequest, session: AgiSession) -> None:
@@ -78,7 +73,7 @@ async def _control(conn: Connection, port: int) -> None:
 
 
 def _run_agi_server(conn: Connection, cpu: int) -> None:
-    _pin(cpu)
+    pin_to_core(cpu)
 
     async def main() -> None:
         router = Router()
@@ -96,7 +91,7 @@ def _run_agi_server(conn: Connection, cpu: int) -> None:
 
 
 def _run_echo_server(conn: Connection, cpu: int) -> None:
-    _pin(cpu)
+    pin_to_core(cpu)
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -135,9 +130,6 @@ async def _drive(
     return time.perf_counter() - started, latencies
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 class _ServerProcess:
@@ -175,8 +167,8 @@ class _Tally:
     def figures(self, requests: int) -> dict[str, float]:
         return {
             "rps": requests / self.seconds,
-            "p50_ms": _pct(self.latencies, 0.50),
-            "p99_ms": _pct(self.latencies, 0.99),
+            "p50_ms": percentile_ms(self.latencies, 0.50),
+            "p99_ms": percentile_ms(self.latencies, 0.99),
             "server_cpu_us": self.server_cpu / requests * 1e6,
             "driver_cpu_us": self.driver_cpu / requests * 1e6,
         }
@@ -202,7 +194,7 @@ def _measure(requests: int, concurrency: int, rounds: int) -> tuple[_Tally, _Tal
     """Alternate AGI and echo rounds, so load from elsewhere hits both alike."""
     agi_server = _ServerProcess(_run_agi_server)
     echo_server = _ServerProcess(_run_echo_server)
-    _pin(1)
+    pin_to_core(1)
     try:
         agi_one, echo_one = _agi_client(agi_server.port), _echo_client(echo_server.port)
         agi, echo = _Tally(), _Tally()

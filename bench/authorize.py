@@ -44,6 +44,7 @@ import redis.asyncio as aioredis
 import structlog
 import uvloop
 
+from bench.load import percentile_ms, pin_to_core
 from gateway.agi import AgiServer, Router
 from gateway.call_control import CallControl
 from gateway.metrics import Metrics
@@ -53,10 +54,6 @@ from sim.fastagi import FastAgiCall
 SITE = "bench"
 
 
-def _pin(cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, {cpu % (os.cpu_count() or 1)})
 
 
 def _quiet() -> None:
@@ -82,7 +79,7 @@ def _limits(client: aioredis.Redis) -> LimitsService:
 
 
 def _run_gateway(conn: Connection, redis_url: str) -> None:
-    _pin(0)
+    pin_to_core(0)
     _quiet()
 
     async def main() -> None:
@@ -117,9 +114,6 @@ async def _drive(
     return time.perf_counter() - started, latencies
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def _agi_call(port: int) -> Callable[[int], Awaitable[float]]:
@@ -178,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gateway = ctx.Process(target=_run_gateway, args=(child, url), daemon=True)
         gateway.start()
         agi_port: int = parent.recv()
-        _pin(1)
+        pin_to_core(1)
 
         async def run() -> dict[str, Any]:
             client = _client(url)
@@ -220,10 +214,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     calls = r["calls"]
     figures = {
         "authorize_per_s": round(calls / r["agi_s"], 1),
-        "p50_ms": round(_pct(r["agi_lat"], 0.50), 3),
-        "p99_ms": round(_pct(r["agi_lat"], 0.99), 3),
+        "p50_ms": round(percentile_ms(r["agi_lat"], 0.50), 3),
+        "p99_ms": round(percentile_ms(r["agi_lat"], 0.99), 3),
         "raw_evalsha_per_s": round(calls / r["raw_s"], 1),
-        "raw_p99_ms": round(_pct(r["raw_lat"], 0.99), 3),
+        "raw_p99_ms": round(percentile_ms(r["raw_lat"], 0.99), 3),
         "ratio": round(r["raw_s"] / r["agi_s"], 3),
         "calls": calls,
         "concurrency": opts.concurrency,
@@ -235,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{'FastAGI authorize+release':34}{figures['authorize_per_s']:>10.0f}"
           f"{figures['p50_ms']:>10.2f}{figures['p99_ms']:>10.2f}")
     print(f"{'raw EVALSHA acquire+release':34}{figures['raw_evalsha_per_s']:>10.0f}"
-          f"{_pct(r['raw_lat'], 0.5):>10.2f}{figures['raw_p99_ms']:>10.2f}")
+          f"{percentile_ms(r['raw_lat'], 0.5):>10.2f}{figures['raw_p99_ms']:>10.2f}")
     print(f"gateway / raw EVALSHA throughput: {figures['ratio']:.2f}; "
           f"slots left in use after the run: {figures['leaked_slots']}")
     print(json.dumps(figures))
