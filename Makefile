@@ -54,6 +54,8 @@ unit: venv
 bench: system-deps venv
 	$(BIN)/python bench/agi_roundtrip.py
 	$(BIN)/python bench/authorize.py
+	$(BIN)/python bench/prepaid.py
+	$(BIN)/python bench/dialer.py
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache
