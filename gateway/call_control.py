@@ -27,7 +27,7 @@ import structlog
 
 from ami import AmiError, CallInfo, ChannelTable
 from ami.client import AmiClient
-from gateway.agi import AgiRequest, AgiSession, Decision, Router, apply_decision
+from gateway.agi import AgiError, AgiRequest, AgiSession, Decision, Router, apply_decision
 from gateway.call_args import call_request, decode_request, encode_request
 from gateway.metrics import Metrics
 from limits import (
@@ -137,7 +137,13 @@ class CallControl:
         limit_decision: LimitDecision | None = None,
         extra: Sequence[tuple[str, str]] = (),
     ) -> None:
-        await apply_decision(session, decision, extra)
+        try:
+            await apply_decision(session, decision, extra)
+        except (AgiError, OSError):
+            if decision.lease:  # the channel never learnt its lease: give the slots back
+                freed = await self._limits.release(decision.lease, by="agi_failed")
+                log.warning("decision_not_delivered", lease=decision.lease, freed=freed)
+            raise
         self._metrics.decisions.labels(result=decision.result, reason=decision.reason).inc()
         fields: dict[str, Any] = {
             "result": decision.result, "reason": decision.reason, "cause": decision.cause,

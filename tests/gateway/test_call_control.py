@@ -91,3 +91,21 @@ async def test_bad_arguments_deny_bad_request(rig: Rig, route: str) -> None:
     assert (v["CALLGATE_RESULT"], v["CALLGATE_REASON"], v["CALLGATE_CAUSE"]) == (
         "DENY", "bad_request", "21")
     assert await rig.limits.in_use() == {}
+
+
+async def test_allow_not_delivered_gives_the_slots_back(rig: Rig) -> None:
+    """The channel hangs up before it hears the decision: no slot may stay held."""
+    await rig.limits.settings.set_tenant_limit("acme", "outbound", 1)
+    call = FastAgiCall("127.0.0.1", rig.port, "authorize",
+                       env_overrides={"agi_extension": "5551000"},
+                       args=["tenant=acme", "direction=out"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
+    writer.write(call.env_block())
+    await writer.drain()
+    await reader.readline()  # the decision command
+    writer.close()  # gone before answering it
+    async with asyncio.timeout(5):
+        while await rig.limits.in_use():
+            await asyncio.sleep(0.02)
+    v = await rig.call("authorize,tenant=acme,direction=out")
+    assert v["CALLGATE_RESULT"] == "ALLOW"
