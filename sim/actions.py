@@ -407,6 +407,9 @@ async def setvar(call: ActionCall) -> None:
         if ch is None:
             call.error("No such channel")
             return
+    if sim.dialplan.is_refused(var):
+        call.error("Variable not set")
+        return
     call.success("Variable Set")
     sim.dialplan.setvar(ch, var, value)
 

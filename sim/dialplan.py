@@ -285,11 +285,19 @@ class Dialplan:
     def getvar(self, ch: Channel | None, expr: str) -> str:
         return evaluate(self.world, ch, expr)
 
-    def setvar(self, ch: Channel | None, name: str, value: str) -> None:
+    def is_refused(self, name: str) -> bool:
+        """A dangerous function while live_dangerously is off (refused over AMI/AGI)."""
         m = re.match(r"^([A-Z_]+)\(", name, re.IGNORECASE)
-        if m and m.group(1).upper() in DANGEROUS and not self.world.config.live_dangerously:
-            return
+        dangerous = bool(m and m.group(1).upper() in DANGEROUS)
+        return dangerous and not self.world.config.live_dangerously
+
+    def setvar(self, ch: Channel | None, name: str, value: str) -> bool:
+        """False when the write is refused (a dangerous function without live_dangerously:
+        AMI Setvar then answers `Variable not set`, g1)."""
+        if self.is_refused(name):
+            return False
         self.world.varset(ch, name, value)
+        return True
 
 
 class _NoHooks:

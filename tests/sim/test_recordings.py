@@ -30,6 +30,7 @@ REPLAYED = [
     "d2-absolute-timeout-midcall",
     "e2-hangup-during-agi",
     "f1-dial-limit-warning",
+    "g1-periodic-hook-via-ami-blocked",
     "g3-chanspy-barge-prompt-both",
     "g4-chanspy-whisper-prompt-caller-only",
     "g5-chanspy-whisper-prompt-callee-only",
