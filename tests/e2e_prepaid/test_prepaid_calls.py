@@ -27,7 +27,8 @@ def _call(dest: str) -> CallRequest:
 
 async def test_unknown_card_is_denied_card_blocked(redis_client: aioredis.Redis,
                                                    redis_proc: RedisServer) -> None:
-    calls = PrepaidCalls(redis_client, "site1", {}, redis_url=redis_proc.url)
+    calls = PrepaidCalls(redis_client, "site1", {}, redis_url=redis_proc.url,
+                         is_emergency=lambda n: n == "112")
     decision = await calls.authorize_card(_agi("999999", "4420"), _call("4420"), "999999")
     assert (decision.result, decision.reason, decision.lease) == ("DENY", "card_blocked", "")
 
