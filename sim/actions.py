@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,14 @@ class ActionCall:
 
     def list_complete(self, name: str, count: int, *extra: tuple[str, str]) -> None:
         self.event(name, ("EventList", "Complete"), ("ListItems", str(count)), *extra)
+
+    def send_list(self, message: str, item: str, items: Sequence[Sequence[tuple[str, str]]],
+                  complete: str) -> None:
+        """A whole list answer whose items are all `item` events."""
+        self.list_start(message)
+        for fields in items:
+            self.event(item, *fields)
+        self.list_complete(complete, len(items))
 
 
 Handler = Callable[[ActionCall], Awaitable[None]]
@@ -519,30 +527,22 @@ async def bridge_list(call: ActionCall) -> None:
     world = call.session.sim.world
     btype = call.msg.get("BridgeType")
     bridges = [b for b in world.bridges.values() if not btype or b.bridge_type == btype]
-    call.list_start("Bridge listing will follow")
-    for b in bridges:
-        call.event("BridgeListItem", *b.fields())
-    call.list_complete("BridgeListComplete", len(bridges))
+    call.send_list("Bridge listing will follow", "BridgeListItem",
+                   [b.fields() for b in bridges], "BridgeListComplete")
 
 
 @action("PJSIPShowContacts")
 async def pjsip_show_contacts(call: ActionCall) -> None:
-    phones = call.session.sim.phones
-    items = phones.contact_list_items()
-    call.list_start("A listing of Contacts follows, presented as ContactList events")
-    for fields in items:
-        call.event("ContactList", *fields)
-    call.list_complete("ContactListComplete", len(items))
+    call.send_list("A listing of Contacts follows, presented as ContactList events",
+                   "ContactList", call.session.sim.phones.contact_list_items(),
+                   "ContactListComplete")
 
 
 @action("PJSIPShowEndpoints")
 async def pjsip_show_endpoints(call: ActionCall) -> None:
-    phones = call.session.sim.phones
-    items = phones.endpoint_list_items()
-    call.list_start("A listing of Endpoints follows, presented as EndpointList events")
-    for fields in items:
-        call.event("EndpointList", *fields)
-    call.list_complete("EndpointListComplete", len(items))
+    call.send_list("A listing of Endpoints follows, presented as EndpointList events",
+                   "EndpointList", call.session.sim.phones.endpoint_list_items(),
+                   "EndpointListComplete")
 
 
 @action("QueueStatus")
@@ -557,12 +557,8 @@ async def queue_status(call: ActionCall) -> None:
 
 @action("QueueSummary")
 async def queue_summary(call: ActionCall) -> None:
-    queues = call.session.sim.queues
-    items = queues.summary_items(call.msg.get("Queue"))
-    call.list_start("Queue summary will follow")
-    for fields in items:
-        call.event("QueueSummary", *fields)
-    call.list_complete("QueueSummaryComplete", len(items))
+    items = call.session.sim.queues.summary_items(call.msg.get("Queue"))
+    call.send_list("Queue summary will follow", "QueueSummary", items, "QueueSummaryComplete")
 
 
 @action("QueuePause")
