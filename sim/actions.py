@@ -382,39 +382,40 @@ async def status(call: ActionCall) -> None:
     call.list_complete("StatusComplete", len(chans), ("Items", str(len(chans))))
 
 
-@action("Getvar")
-async def getvar(call: ActionCall) -> None:
-    sim = call.session.sim
+def _variable_target(call: ActionCall) -> tuple[str, Channel | None] | None:
+    """Getvar/Setvar's Variable and optional Channel; None once an error was answered."""
     var = call.msg.get("Variable")
     if not var:
         call.error("No variable specified")
-        return
+        return None
     name = call.msg.get("Channel")
-    ch: Channel | None = None
-    if name:
-        ch = sim.world.find_channel(name)
-        if ch is None:
-            call.error("No such channel")
-            return
-    value = sim.dialplan.getvar(ch, var)
+    if not name:
+        return var, None
+    ch = call.session.sim.world.find_channel(name)
+    if ch is None:
+        call.error("No such channel")
+        return None
+    return var, ch
+
+
+@action("Getvar")
+async def getvar(call: ActionCall) -> None:
+    target = _variable_target(call)
+    if target is None:
+        return
+    var, ch = target
+    value = call.session.sim.dialplan.getvar(ch, var)
     call.reply("Success", ("Variable", var), ("Value", value))
 
 
 @action("Setvar")
 async def setvar(call: ActionCall) -> None:
     sim = call.session.sim
-    var = call.msg.get("Variable")
-    if not var:
-        call.error("No variable specified")
+    target = _variable_target(call)
+    if target is None:
         return
+    var, ch = target
     value = call.msg.get("Value") or ""
-    name = call.msg.get("Channel")
-    ch: Channel | None = None
-    if name:
-        ch = sim.world.find_channel(name)
-        if ch is None:
-            call.error("No such channel")
-            return
     if sim.dialplan.is_refused(var):
         call.error("Variable not set")
         return
