@@ -28,6 +28,7 @@ import structlog
 from ami import AmiError, CallInfo, ChannelTable
 from ami.client import AmiClient
 from gateway.agi import AgiError, AgiRequest, AgiSession, Decision, Router, apply_decision
+from gateway.agi.decision import LEASE_VAR, REQUEST_VAR
 from gateway.call_args import call_request, decode_request, encode_request
 from gateway.metrics import Metrics
 from limits import (
@@ -41,8 +42,6 @@ from limits import Decision as LimitDecision
 
 log = structlog.get_logger(__name__)
 
-LEASE_VAR = "CALLGATE_LEASE"
-REQUEST_VAR = "CALLGATE_REQUEST"
 
 
 class EventSink(Protocol):

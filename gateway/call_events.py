@@ -27,10 +27,9 @@ from typing import Any, Protocol
 import structlog
 
 from ami import CallInfo
+from gateway.agi.decision import LEASE_VAR, REQUEST_VAR
 from gateway.call_args import decode_request
 
-LEASE_VAR = "CALLGATE_LEASE"
-REQUEST_VAR = "CALLGATE_REQUEST"
 RESULT_VAR = "CALLGATE_RESULT"
 REASON_VAR = "CALLGATE_REASON"
 DECISION_KINDS = frozenset({"call.authorized", "limit.denied", "emergency", "surcharge"})

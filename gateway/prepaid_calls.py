@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from ami import AmiError, CallInfo, ChannelInfo, ChannelTable
 from ami.client import AmiClient
 from gateway.agi import AgiRequest, Decision
-from gateway.agi.decision import CAUSE_TEMPORARY_FAILURE
+from gateway.agi.decision import CAUSE_TEMPORARY_FAILURE, LEASE_VAR
 from limits import CallRequest
 from prepaid.clock import Clock, SystemClock
 from prepaid.control import EndedBy, EventSink, WarnTarget
@@ -34,8 +34,6 @@ from prepaid.sessions import AuthorizeRequest, SessionService
 log = structlog.get_logger(__name__)
 
 PROMPT_CHANNEL = "Local/warning@gw-prompt-player"
-LEASE_VAR = "CALLGATE_LEASE"
-
 
 
 class AsteriskLinkLike(Protocol):

@@ -34,6 +34,10 @@ REASONS = frozenset(
     }
 )
 
+# Channel variables other modules read back (AMI VarSet, Status) by name.
+LEASE_VAR = "CALLGATE_LEASE"
+REQUEST_VAR = "CALLGATE_REQUEST"  # the gateway's own record of the request, for reconcile
+
 CAUSE_REJECTED = 21  # Q.850 call rejected
 CAUSE_NO_CIRCUIT = 34  # Q.850 no circuit/channel available: the gateway is at its cap
 CAUSE_TEMPORARY_FAILURE = 41  # Q.850 temporary failure: a backend failed

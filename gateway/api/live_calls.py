@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ami import ChannelTable
-
-LEASE_VARIABLE = "CALLGATE_LEASE"
+from gateway.agi.decision import LEASE_VAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +48,7 @@ def live_calls_from_tables(tables: Mapping[str, ChannelTable]) -> Callable[[], l
                 first = call.channels[0] if call.channels else live[0]
                 out.append(LiveCall(
                     asterisk=asterisk, call_id=call.linkedid,
-                    lease_id=call.variables.get(LEASE_VARIABLE, ""),
+                    lease_id=call.variables.get(LEASE_VAR, ""),
                     channels=tuple(c.name for c in live), answered=call.answered,
                     caller=first.caller_num, exten=first.exten,
                 ))

@@ -22,8 +22,9 @@ from dialer.campaign import Campaign
 from dialer.clock import Clock
 from dialer.leads import Lead
 from dialer.placement import PlaceResult
+from gateway.agi.decision import REQUEST_VAR
 from gateway.call_args import encode_request
-from gateway.call_control import REQUEST_VAR, AsteriskView
+from gateway.call_control import AsteriskView
 from gateway.campaigns.calls import CallBook, DialerCall
 from gateway.campaigns.settings import DialerSettings
 from limits import BackendUnavailable, CallRequest, InvalidRequest, LimitsService
