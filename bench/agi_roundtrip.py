@@ -27,10 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -41,7 +39,7 @@ from typing import Any
 import structlog
 import uvloop
 
-from bench.load import percentile_ms, pin_to_core
+from bench.load import ServerProcess, percentile_ms, pin_to_core, serve_control
 from gateway.agi import AgiRequest, AgiServer, AgiSession, Router
 from sim.fastagi import FastAgiCall
 
@@ -57,21 +55,6 @@ async def _bench_route(request: AgiRequest, session: AgiSession) -> None:
     await session.set_variable("CALLGATE_MAXSEC", "0")
 
 
-async def _control(conn: Connection, port: int) -> None:
-    """Answer the driver: port first, then CPU time between 'mark' and 'report'."""
-    loop = asyncio.get_running_loop()
-    conn.send(port)
-    mark = time.process_time()
-    while True:
-        message = await loop.run_in_executor(None, conn.recv)
-        if message == "mark":
-            mark = time.process_time()
-        elif message == "report":
-            conn.send(time.process_time() - mark)
-        else:
-            return
-
-
 def _run_agi_server(conn: Connection, cpu: int) -> None:
     pin_to_core(cpu)
 
@@ -84,7 +67,7 @@ def _run_agi_server(conn: Connection, cpu: int) -> None:
         )
         server = AgiServer("127.0.0.1", 0, router, max_connections=4096, logger=quiet)
         await server.start()
-        await _control(conn, server.bound_port)
+        await serve_control(conn, server.bound_port)
         await server.close()
 
     uvloop.run(main())
@@ -106,7 +89,7 @@ def _run_echo_server(conn: Connection, cpu: int) -> None:
 
     async def main() -> None:
         server = await asyncio.start_server(echo, "127.0.0.1", 0)
-        await _control(conn, server.sockets[0].getsockname()[1])
+        await serve_control(conn, server.sockets[0].getsockname()[1])
         server.close()
 
     uvloop.run(main())
@@ -132,31 +115,6 @@ async def _drive(
 
 
 
-class _ServerProcess:
-    """A server in its own process on core 0, with its CPU time readable per phase."""
-
-    def __init__(self, target: Callable[[Connection, int], None]) -> None:
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=target, args=(child, 0), daemon=True)
-        self._proc.start()
-        self.port: int = self._conn.recv()
-
-    def mark(self) -> None:
-        self._conn.send("mark")
-
-    def cpu_since_mark(self) -> float:
-        self._conn.send("report")
-        return float(self._conn.recv())
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send("stop")
-        self._proc.join(timeout=5)
-        if self._proc.is_alive():
-            self._proc.kill()
-
-
 @dataclass
 class _Tally:
     seconds: float = 0.0
@@ -175,7 +133,7 @@ class _Tally:
 
 
 async def _phase(
-    server: _ServerProcess,
+    server: ServerProcess,
     one: Callable[[int], Awaitable[None]],
     requests: int,
     concurrency: int,
@@ -192,8 +150,8 @@ async def _phase(
 
 def _measure(requests: int, concurrency: int, rounds: int) -> tuple[_Tally, _Tally]:
     """Alternate AGI and echo rounds, so load from elsewhere hits both alike."""
-    agi_server = _ServerProcess(_run_agi_server)
-    echo_server = _ServerProcess(_run_echo_server)
+    agi_server = ServerProcess(_run_agi_server)
+    echo_server = ServerProcess(_run_echo_server)
     pin_to_core(1)
     try:
         agi_one, echo_one = _agi_client(agi_server.port), _echo_client(echo_server.port)

@@ -26,10 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import socket
@@ -44,7 +42,7 @@ import redis.asyncio as aioredis
 import structlog
 import uvloop
 
-from bench.load import percentile_ms, pin_to_core
+from bench.load import ServerProcess, percentile_ms, pin_to_core, serve_control
 from gateway.agi import AgiServer, Router
 from gateway.call_control import CallControl
 from gateway.metrics import Metrics
@@ -78,8 +76,8 @@ def _limits(client: aioredis.Redis) -> LimitsService:
     return LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
 
 
-def _run_gateway(conn: Connection, redis_url: str) -> None:
-    pin_to_core(0)
+def _run_gateway(conn: Connection, cpu: int, redis_url: str) -> None:
+    pin_to_core(cpu)
     _quiet()
 
     async def main() -> None:
@@ -90,9 +88,7 @@ def _run_gateway(conn: Connection, redis_url: str) -> None:
         CallControl(limits, {}, Metrics()).register(router)
         server = AgiServer("127.0.0.1", 0, router, max_connections=4096)
         await server.start()
-        loop = asyncio.get_running_loop()
-        conn.send(server.bound_port)
-        await loop.run_in_executor(None, conn.recv)  # "stop"
+        await serve_control(conn, server.bound_port)
         await server.close()
         await client.aclose()
 
@@ -164,14 +160,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
          "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
     gateway = None
     try:
         time.sleep(0.3)
-        gateway = ctx.Process(target=_run_gateway, args=(child, url), daemon=True)
-        gateway.start()
-        agi_port: int = parent.recv()
+        gateway = ServerProcess(_run_gateway, url)
+        agi_port = gateway.port
         pin_to_core(1)
 
         async def run() -> dict[str, Any]:
@@ -185,28 +178,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             await _drive(agi_one, 300, opts.concurrency)  # warm-up
             await _drive(raw_one, 300, opts.concurrency)
             # Alternate halves so noise from other processes hits both alike.
-            agi_s, raw_s = 0.0, 0.0
+            agi_s, raw_s, gateway_cpu = 0.0, 0.0, 0.0
             agi_lat: list[float] = []
             raw_lat: list[float] = []
             half = opts.calls // 2
             for _ in range(2):
+                gateway.mark()
                 s, lat = await _drive(agi_one, half, opts.concurrency)
+                gateway_cpu += gateway.cpu_since_mark()
                 agi_s, agi_lat = agi_s + s, agi_lat + lat
                 s, lat = await _drive(raw_one, half, opts.concurrency)
                 raw_s, raw_lat = raw_s + s, raw_lat + lat
             leaked = await limits.in_use()
             await client.aclose()
             return {"agi_s": agi_s, "raw_s": raw_s, "agi_lat": agi_lat, "raw_lat": raw_lat,
-                    "leaked": leaked, "calls": half * 2}
+                    "leaked": leaked, "calls": half * 2, "gateway_cpu": gateway_cpu}
 
         r = uvloop.run(run())
     finally:
-        with contextlib.suppress(OSError):
-            parent.send("stop")
         if gateway is not None:
-            gateway.join(5)
-            if gateway.is_alive():
-                gateway.kill()
+            gateway.stop()
         redis_proc.terminate()
         redis_proc.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -222,6 +213,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "calls": calls,
         "concurrency": opts.concurrency,
         "leaked_slots": sum(r["leaked"].values()),
+        "gateway_cpu_us_per_call": round(r["gateway_cpu"] / calls * 1e6, 1),
+        "one_core_capacity_per_s": round(calls / r["gateway_cpu"], 1),
     }
     print(f"cores: {os.cpu_count()}  calls: {calls}  in flight: {opts.concurrency}")
     print("each call = authorize + release; per second = whole calls")
@@ -230,6 +223,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{figures['p50_ms']:>10.2f}{figures['p99_ms']:>10.2f}")
     print(f"{'raw EVALSHA acquire+release':34}{figures['raw_evalsha_per_s']:>10.0f}"
           f"{percentile_ms(r['raw_lat'], 0.5):>10.2f}{figures['raw_p99_ms']:>10.2f}")
+    print(f"gateway CPU per call: {figures['gateway_cpu_us_per_call']:.0f} us "
+          f"(one core fully busy would decide {figures['one_core_capacity_per_s']:.0f} calls/s)")
     print(f"gateway / raw EVALSHA throughput: {figures['ratio']:.2f}; "
           f"slots left in use after the run: {figures['leaked_slots']}")
     print(json.dumps(figures))
