@@ -78,6 +78,9 @@ class LimitsConfig:
     # What a call gets when Redis is unreachable: fail_closed (DENY) or fail_open.
     redis_down_policy: str = "fail_closed"
     lease_ttl: float = 60.0
+    # A call naming a tenant never set up with `callgate limit set tenant`: allow (counted,
+    # unlimited) or refuse with unknown_tenant.
+    unknown_tenant: str = "allow"
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("limits", "redis_down_policy"): ("fail_closed", "fail_open"),
     ("daemon", "log_level"): ("debug", "info", "warning", "error"),
     ("daemon", "log_format"): ("auto", "json", "console"),
+    ("limits", "unknown_tenant"): ("allow", "refuse"),
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 

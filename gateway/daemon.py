@@ -36,6 +36,7 @@ _LIVE_SETTINGS = {
     ("daemon", "log_level"),
     ("daemon", "shutdown_timeout"),
     ("limits", "redis_down_policy"),
+    ("limits", "unknown_tenant"),
     ("agi", "request_timeout"),
 }
 

@@ -112,6 +112,7 @@ class Services:
     async def drain(self, timeout: float) -> int:
         """Stop dialling and taking new AGI connections, wait for the ones in flight;
         0 = all done."""
+        self.limits.refuse_unknown_tenants = config.limits.unknown_tenant == "refuse"
         if self.campaigns is not None:
             await self.campaigns.close()
         self.agi.stop_accepting()
@@ -149,6 +150,7 @@ def build_services(config: Config, redis: RedisClient, metrics: Metrics) -> Serv
         # after the acquire): reconciliation leaves it alone.
         reconcile_grace=2.0,
     )
+        refuse_unknown_tenants=config.limits.unknown_tenant == "refuse",
     extra = [Path(config.daemon.hw_profiles_dir)] if config.daemon.hw_profiles_dir else []
     profiles = load_profiles(extra)
     devices = DeviceRegistry(profiles)

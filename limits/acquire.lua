@@ -1,6 +1,7 @@
 -- acquire.lua: take every scope of one call, all or nothing, and record its lease.
 --
 -- KEYS[1] config      hash  'limit:<scope>'  limit (absent: unlimited, still counted)
+--                           'tenant:<tenant>' 1 once the tenant has been set up
 --                           'hard:<scope>'   hard maximum of a tenant counter (surcharge)
 --                           'cps:<trunk scope>' calls per second
 --                           'parent:<tenant>' reseller, 'policy:<tenant>' refuse|surcharge
@@ -26,6 +27,7 @@
 -- ARGV[8] other scopes, checked first in this order: 'reason scope reason scope ...'
 --         (device_busy device/..., number_full number/..., license_pool_empty pool/...)
 -- ARGV[9] meta stored verbatim on the lease: 'call_id origin flag...' ('-' for empty)
+-- ARGV[10] '1': refuse a tenant that was never set up (unknown_tenant), else '' or absent
 --
 -- Check order: ARGV[8], then the tenant and its resellers (direction counter, total),
 -- then trunk channels, then the trunk's calls per second.
@@ -33,6 +35,7 @@
 -- Returns {1, status, scopes, surcharged scopes}   held; status ok|surcharge|emergency|restored
 --         {3, status, scopes, surcharged scopes}   the lease already existed (a retried call)
 --         {0, reason, scope, limit, in_use}         refused; nothing was taken
+--                                                  (unknown_tenant: scope 'tenant/<T>')
 --         {2, 'released'}                          restore of a lease released recently
 
 local lease_id = ARGV[1]
@@ -50,6 +53,9 @@ if mode == 'restore' and redis.call('ZSCORE', KEYS[6], lease_id) then
 end
 
 local check = (mode == 'check')
+if check and ARGV[10] == '1' and redis.call('HEXISTS', KEYS[1], 'tenant:' .. ARGV[5]) == 0 then
+  return {0, 'unknown_tenant', 'tenant/' .. ARGV[5], 0, 0}
+end
 local scopes = {}      -- every scope the call takes
 local reasons = {}     -- refusal reason per scope
 local owner = {}       -- tenant owning a tenant counter (its surcharge policy applies)

@@ -13,6 +13,7 @@ hears and what an upstream carrier does next, so it is chosen per reason, once, 
 | `number_full`        | DENY   | 17    | user busy: every channel of the DID is in use           |
 | `device_busy`        | DENY   | 17    | user busy: every call appearance of the phone is in use |
 | `license_pool_empty` | DENY   | 34    | no seat free: a resource shortage, not a busy user      |
+| `unknown_tenant`     | DENY   | 21    | call rejected: no such customer (a typo in the dialplan) |
 | `backend_unavailable`| DENY   | 41    | temporary failure: Redis unreachable, retry later       |
 | `bad_request`        | DENY   | 21    | call rejected: the request itself is malformed          |
 
@@ -39,6 +40,7 @@ class Reason(StrEnum):
     NUMBER_FULL = "number_full"
     DEVICE_BUSY = "device_busy"
     LICENSE_POOL_EMPTY = "license_pool_empty"
+    UNKNOWN_TENANT = "unknown_tenant"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BAD_REQUEST = "bad_request"
 
@@ -52,6 +54,7 @@ CAUSES: dict[Reason, int] = {
     Reason.NUMBER_FULL: 17,
     Reason.DEVICE_BUSY: 17,
     Reason.LICENSE_POOL_EMPTY: 34,
+    Reason.UNKNOWN_TENANT: 21,
     Reason.BACKEND_UNAVAILABLE: 41,
     Reason.BAD_REQUEST: 21,
 }

@@ -86,12 +86,16 @@ class LimitsService:
         tombstone_ttl: float = 300.0,
         reconcile_grace: float = 5.0,
         lease_ids: Callable[[], str] = new_lease_id,
+        refuse_unknown_tenants: bool = False,
         log: Logger | None = None,
     ) -> None:
         """`clock` is wall-clock epoch seconds: deadlines are compared across gateways.
         `tombstone_ttl` is how long a released lease id is remembered, so reconciliation
         never re-counts a call that hung up while the live set was being read.
-        `reconcile_grace` allows for clock skew between gateways."""
+        `reconcile_grace` allows for clock skew between gateways.
+        `refuse_unknown_tenants`: a call naming a tenant no one set up (`limit set tenant`)
+        is refused with `unknown_tenant` rather than allowed unlimited: a typo in a
+        dialplan must not hand out free, uncounted calls. Emergency calls still pass."""
         if lease_ttl <= 0 or tombstone_ttl <= 0 or reconcile_grace < 0:
             raise ValueError("lease_ttl and tombstone_ttl must be > 0, reconcile_grace >= 0")
         self.site = site
@@ -103,6 +107,7 @@ class LimitsService:
         self.settings = LimitSettings(redis, self.keys, self._log)
         self._store = LeaseStore(redis, self.keys, self.scripts, int(lease_ttl * 1000),
                                  int(tombstone_ttl * 1000))
+        self._store.refuse_unknown_tenants = refuse_unknown_tenants
         self._redis = redis
         self._emergency = emergency
         self._clock = clock
@@ -115,6 +120,16 @@ class LimitsService:
         # renewed while it was away, so none is expired until a TTL after that.
         self._backend_back_at = float("-inf")
         self._backend_down = False
+
+    @property
+    def refuse_unknown_tenants(self) -> bool:
+        return self._store.refuse_unknown_tenants
+
+    @refuse_unknown_tenants.setter
+    def refuse_unknown_tenants(self, refuse: bool) -> None:
+        if refuse != self._store.refuse_unknown_tenants:
+            self._log.info("limit_unknown_tenant_policy_changed", refuse=refuse)
+        self._store.refuse_unknown_tenants = refuse
 
     @property
     def backend_policy(self) -> BackendPolicy:

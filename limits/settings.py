@@ -36,6 +36,11 @@ _COUNTERS = {
 _MAX_RESELLER_DEPTH = 8  # the acquire script walks at most this many tenants
 
 
+def _known(tenant: str) -> str:
+    """The config field saying a tenant was set up (checked when unknown tenants are refused)."""
+    return f"tenant:{tenant}"
+
+
 class LimitSettings:
     def __init__(self, redis: RedisClient, keys: SiteKeys,
                  log: structlog.typing.FilteringBoundLogger | None = None) -> None:
@@ -58,7 +63,8 @@ class LimitSettings:
                          tenant=tenant, limit=limit, hard_max=hard_max)
         scope = tenant_scope(tenant, kind)
         async with backend("set_tenant_limit"):
-            await self._put({f"limit:{scope}": limit, f"hard:{scope}": hard_max})
+            await self._put({f"limit:{scope}": limit, f"hard:{scope}": hard_max,
+                             _known(tenant): 1})
         self._log.info("limit_changed", scope=scope, limit=limit, hard_max=hard_max)
 
     async def set_tenant_policy(self, tenant: str, policy: OverflowPolicy | str) -> None:
@@ -68,7 +74,8 @@ class LimitSettings:
         except ValueError:
             self._reject(f"policy must be refuse or surcharge, got {policy!r}", tenant=tenant)
         async with backend("set_tenant_policy"):
-            await self._redis.hset(self._keys.config, f"policy:{tenant}", policy.value)
+            await self._redis.hset(self._keys.config, mapping={f"policy:{tenant}": policy.value,
+                                                               _known(tenant): 1})
         self._log.info("limit_changed", tenant=tenant, policy=policy.value)
 
     async def set_reseller(self, tenant: str, reseller: str | None) -> None:
@@ -92,7 +99,8 @@ class LimitSettings:
                 if len(chain) > _MAX_RESELLER_DEPTH:
                     self._reject(f"reseller chains are at most {_MAX_RESELLER_DEPTH} deep",
                                  chain=chain)
-                await self._redis.hset(self._keys.config, f"parent:{tenant}", reseller)
+                await self._redis.hset(self._keys.config, mapping={f"parent:{tenant}": reseller,
+                                                                   _known(tenant): 1})
         self._log.info("limit_changed", tenant=tenant, reseller=reseller)
 
     async def set_trunk_limit(self, trunk: str, channels: int | None,

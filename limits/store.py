@@ -51,6 +51,7 @@ class LeaseStore:
         self.scripts = scripts
         self._ttl_ms = lease_ttl_ms
         self._tombstone_ms = tombstone_ms
+        self.refuse_unknown_tenants = False  # run-time setting, read per call
         k = keys
         self._acquire_keys = (k.config, k.bucket, k.used, k.surcharged, k.deadlines, k.released,
                               k.holdings)
@@ -70,7 +71,8 @@ class LeaseStore:
         meta = f"{req.call_id or '-'} {req.origin or '-'} {flags}"
         args: tuple[str | int, ...] = (
             lease_id, int(now * 1000), self._ttl_ms, mode, req.tenant, req.direction.counter,
-            "" if req.trunk is None else trunk_scope(req.trunk), " ".join(pairs), meta)
+            "" if req.trunk is None else trunk_scope(req.trunk), " ".join(pairs), meta,
+            "1" if self.refuse_unknown_tenants else "")
         return (*self._acquire_keys, self.keys.lease(lease_id)), args
 
     async def acquire(self, req: CallRequest, lease_id: str, now: float, mode: str,

@@ -109,3 +109,12 @@ async def test_allow_not_delivered_gives_the_slots_back(rig: Rig) -> None:
             await asyncio.sleep(0.02)
     v = await rig.call("authorize,tenant=acme,direction=out")
     assert v["CALLGATE_RESULT"] == "ALLOW"
+
+
+async def test_unknown_tenant_is_denied_over_agi_when_refused(rig: Rig) -> None:
+    rig.limits.refuse_unknown_tenants = True
+    v = await rig.call("authorize,tenant=acem,direction=out")
+    assert (v["CALLGATE_RESULT"], v["CALLGATE_REASON"], v["CALLGATE_CAUSE"]) == (
+        "DENY", "unknown_tenant", "21")
+    await rig.limits.settings.set_tenant_limit("acme", "outbound", 2)
+    assert (await rig.call("authorize,tenant=acme,direction=out"))["CALLGATE_RESULT"] == "ALLOW"

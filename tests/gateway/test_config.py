@@ -33,6 +33,8 @@ def test_one_section_is_enough() -> None:
         ('[agi]\nmax_connections = "lots"\n', "c.toml:2: 'max_connections' must be a whole number"),
         ('[limits]\nredis_down_policy = "yolo"\n',
          "c.toml:2: 'redis_down_policy' must be one of fail_closed, fail_open, not 'yolo'"),
+        ('[limits]\nunknown_tenant = "deny"\n',
+         "c.toml:2: 'unknown_tenant' must be one of allow, refuse, not 'deny'"),
         ('[http]\nlisten = "8080"\n', "c.toml:2: listen address '8080' must be HOST:PORT"),
         ('[[asterisk]]\nhost = "pbx"\n', "c.toml:1: [asterisk] needs 'name'"),
         ('[[asterisk]]\nname = "a"\n\n[[asterisk]]\nname = "a"\nsecert = "x"\n',

@@ -19,7 +19,14 @@ from limits import (
     Result,
     ScopeKind,
 )
-from tests.limits.conftest import FakeClock, assert_counters_exact, in_call, out_call, used
+from tests.limits.conftest import (
+    FakeClock,
+    MakeService,
+    assert_counters_exact,
+    in_call,
+    out_call,
+    used,
+)
 
 
 async def test_three_calls_on_outbound_two_gives_two_allow_one_tenant_limit(
@@ -315,3 +322,26 @@ def test_direction_given_as_text_is_accepted() -> None:
 async def test_bad_limits_are_refused(service: LimitsService, bad: object) -> None:
     with pytest.raises(InvalidLimit):
         await service.settings.set_trunk_limit("pri1", bad)  # type: ignore[arg-type]
+
+
+async def test_unknown_tenant_is_refused_when_the_site_says_so(
+    make_service: MakeService,
+) -> None:
+    service = make_service(refuse_unknown_tenants=True)
+    with capture_logs() as logs:
+        typo = await service.authorize(out_call(tenant="acem"))
+    assert (typo.result, typo.reason, typo.cause, typo.lease_id) == (
+        Result.DENY, Reason.UNKNOWN_TENANT, 21, "")
+    assert logs[0]["event"] == "limit_denied" and logs[0]["reason"] == "unknown_tenant"
+    assert await service.in_use() == {}  # nothing taken
+    # Emergency still passes for a tenant no one set up.
+    assert (await service.authorize(out_call(tenant="acem", dest="112"))).emergency
+    # Set up by any tenant setting: a limit, a policy or a reseller.
+    await service.settings.set_tenant_limit("acme", "total", 5)
+    await service.settings.set_tenant_policy("beta", "refuse")
+    await service.settings.set_reseller("gamma", "acme")
+    for tenant in ("acme", "beta", "gamma"):
+        assert (await service.authorize(out_call(tenant=tenant))).allowed, tenant
+    # Switched off at run time (a SIGHUP): the next call of an unknown tenant passes.
+    service.refuse_unknown_tenants = False
+    assert (await service.authorize(out_call(tenant="delta"))).allowed
