@@ -419,8 +419,13 @@ async def setvar(call: ActionCall) -> None:
     if sim.dialplan.is_refused(var):
         call.error("Variable not set")
         return
+    written = sim.dialplan.write_function(ch, var, value)  # PERIODIC_HOOK(id)=on|off (g2)
+    if written is False:
+        call.error("Variable not set")
+        return
     call.success("Variable Set")
-    sim.dialplan.setvar(ch, var, value)
+    if written is None:
+        sim.dialplan.setvar(ch, var, value)
 
 
 @action("Hangup")

@@ -22,6 +22,10 @@ RESULT_TEXT = {
 }
 
 
+# A channel variable holding the DTMF digits the simulated caller types during AGI().
+DTMF_VAR = "SIM_DTMF"
+
+
 class AgiHooks(Protocol):
     def command_started(self, command: str) -> None: ...
     def variable_set(self, name: str, value: str) -> None: ...
@@ -69,7 +73,8 @@ class ObservedAgiCall(FastAgiCall):
         hooks: AgiHooks,
     ) -> None:
         super().__init__(
-            target.host, target.port, target.script, env_overrides, variables, args=args
+            target.host, target.port, target.script, env_overrides, variables, args=args,
+            dtmf=variables.get(DTMF_VAR, ""),  # what the caller will type (prepaid IVR)
         )
         self._hooks = hooks
 
@@ -94,4 +99,4 @@ class ObservedAgiCall(FastAgiCall):
         return reply
 
 
-__all__ = ["RESULT_TEXT", "AgiHooks", "AgiTarget", "FastAgiOutcome", "ObservedAgiCall"]
+__all__ = ["DTMF_VAR", "RESULT_TEXT", "AgiHooks", "AgiTarget", "FastAgiOutcome", "ObservedAgiCall"]

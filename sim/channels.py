@@ -100,6 +100,7 @@ class Channel:
     cdr_dest: str | None = None
     cdr_context: str | None = None
     partner: Channel | None = None  # the other half of a Local pair
+    sip_call_id: str = ""  # a PJSIP leg with media: its bridge peer's BRIDGEPVTCALLID
     device: str = ""
 
     @property

@@ -32,6 +32,7 @@ from sim.flow import Flow, Interrupt, OriginateHandle, OriginateOutcome
 from sim.functions import DANGEROUS, evaluate, substitute
 from sim.gateway_call import GatewayCall
 from sim.originate import OriginateRequest
+from sim.periodic_hook import PeriodicHooks
 from sim.prompt_spy import PromptSpy
 from sim.world import World
 
@@ -50,6 +51,9 @@ class Dialplan:
         self.on_answered: list[Callable[[GatewayCall], None]] = []
         self.caller_programs: dict[str, Callable[[GatewayCall, Channel], list[Step]]] = {}
         self.hangup_hooks: dict[Channel, list[Callable[[Channel, int], None]]] = {}
+        self.hooks = PeriodicHooks(self)
+        # Set by sim/phones.py: places an Originate to PJSIP/<endpoint> (False: not placed).
+        self.phone_originator: Callable[[OriginateRequest, OriginateHandle], bool] | None = None
 
     def before_hangup(self, ch: Channel, cause: int) -> None:
         """Lets whoever else holds the channel (a queue bridge) finish first."""
@@ -77,6 +81,8 @@ class Dialplan:
             target, _, options = req.data.partition(",")
             spy = PromptSpy(self, handle, p1, p2, target.strip(), options)
             self._start(spy, spy.run())
+        elif tech == "PJSIP" and self.phone_originator and self.phone_originator(req, handle):
+            pass
         else:
             log.warning("sim_originate_unroutable", channel=req.channel)
             loop = asyncio.get_running_loop()
@@ -156,6 +162,9 @@ class Dialplan:
     def _start(self, flow: Flow, coro: Coroutine[Any, Any, None]) -> None:
         self.flows.add(flow)
         self.world.spawn(coro)
+
+    start_flow = _start
+    local_setup = _local_setup
 
     def originate_response(
         self, handle: OriginateHandle, reason: int, channel: Channel | None
@@ -283,6 +292,10 @@ class Dialplan:
         return True
 
     def getvar(self, ch: Channel | None, expr: str) -> str:
+        """Getvar over AMI; reading PERIODIC_HOOK installs a hook (with live_dangerously)."""
+        args = _periodic_hook_args(expr)
+        if args is not None and not self.is_refused(expr):
+            return self.hooks.read(ch, args)
         return evaluate(self.world, ch, expr)
 
     def is_refused(self, name: str) -> bool:
@@ -291,13 +304,29 @@ class Dialplan:
         dangerous = bool(m and m.group(1).upper() in DANGEROUS)
         return dangerous and not self.world.config.live_dangerously
 
+    def write_function(self, ch: Channel | None, name: str, value: str) -> bool | None:
+        """A function write with no VarSet event: True/False (Setvar's `Variable Set` /
+        `Variable not set`), None when `name` is not such a function (g2's hook on/off)."""
+        args = _periodic_hook_args(name)
+        if args is None or self.is_refused(name):
+            return None
+        return self.hooks.write(ch, args, value)
+
     def setvar(self, ch: Channel | None, name: str, value: str) -> bool:
         """False when the write is refused (a dangerous function without live_dangerously:
         AMI Setvar then answers `Variable not set`, g1)."""
         if self.is_refused(name):
             return False
+        written = self.write_function(ch, name, value)
+        if written is not None:
+            return written
         self.world.varset(ch, name, value)
         return True
+
+
+def _periodic_hook_args(expr: str) -> str | None:
+    m = re.match(r"^\s*PERIODIC_HOOK\((.*)\)\s*$", expr, re.IGNORECASE)
+    return m.group(1) if m else None
 
 
 class _NoHooks:

@@ -21,6 +21,7 @@ from sim.dialplan_config import DIAL_VARS, MONITOR_DIR, ContextConfig
 from sim.farend import Step
 from sim.flow import Flow, Interrupt, OriginateHandle
 from sim.functions import evaluate, substitute
+from sim.rtp_stats import RTP_QOS
 
 if TYPE_CHECKING:
     from sim.dialplan import Dialplan
@@ -73,6 +74,7 @@ class GatewayCall(Flow):
         if ch is None or ch.hungup:
             return
         self.dp.before_hangup(ch, cause)
+        self._rtp_stats(ch)
         self.w.hangup(ch, cause)
         if ch.device:
             self.w.device_state(ch.device, "NOT_INUSE")
@@ -292,6 +294,7 @@ class GatewayCall(Flow):
             self._denied(cause)
             return
         maxsec = _int(self.var(g2, "CALLGATE_MAXSEC"), 0)
+        maxsec += self.ctx.maxsec_margin if maxsec > 0 else 0
         opts = f"L({maxsec * 1000})" if maxsec > 0 else ""
         timeout = self.ctx.dial_timeout
         data = f"Local/{self.exten}@{self.ctx.callee_context},{timeout},{opts}"
@@ -528,7 +531,8 @@ class GatewayCall(Flow):
         w.dial_end(g2, c1, "ANSWER")
         if g1 is not None:
             w.newstate(g1, UP)
-        w.newstate(g2, UP)
+        if g2.state != UP:  # an originated phone (h3) was answered before the dialplan ran
+            w.newstate(g2, UP)
         if g1 is not None:
             self._device_inuse(g1)
             self._device_inuse(g2)
@@ -547,6 +551,8 @@ class GatewayCall(Flow):
             self._caller_step(g1, prio, caller_steps)
         w.bridge_enter(br, g2)
         w.varset(c1, "BRIDGEPEER", g2.name)
+        if g2.sip_call_id:
+            w.varset(c1, "BRIDGEPVTCALLID", g2.sip_call_id)
         w.varset(g2, "BRIDGEPEER", c1.name)
         self.dp.call_answered(self)
 
@@ -701,7 +707,7 @@ class GatewayCall(Flow):
         if initiator == "c2":
             w.soft_hangup_request(c2, 16)
             w.hangup_request(c1, cause)
-            w.varset(c1, "BRIDGEPEER", "")
+            self._clear_peer(c1)
             self._hangup(c2, cause)
             w.varset(g2, "BRIDGEPEER", "")
             w.bridge_leave(br, c1)
@@ -710,7 +716,7 @@ class GatewayCall(Flow):
             w.bridge_destroy(br)
             self._hangup(c1, cause)
         elif initiator == "c1":
-            w.varset(c1, "BRIDGEPEER", "")
+            self._clear_peer(c1)
             w.varset(g2, "BRIDGEPEER", "")
             w.bridge_leave(br, c1)
             w.hangup_request(c2, cause)
@@ -726,7 +732,7 @@ class GatewayCall(Flow):
                 w.hangup_request(g2, cause)
                 self._hangup(g1, cause)
             w.varset(g2, "BRIDGEPEER", "")
-            w.varset(c1, "BRIDGEPEER", "")
+            self._clear_peer(c1)
             w.bridge_leave(br, g2)
             self._dial_result_vars()
             w.soft_hangup_request(g2, 16)
@@ -749,6 +755,17 @@ class GatewayCall(Flow):
             w.cdr(g1)
         w.cdr(c2)
         self.finished = True
+
+    def _clear_peer(self, c1: Channel) -> None:
+        self.w.varset(c1, "BRIDGEPEER", "")
+        if self.g2.sip_call_id:
+            self.w.varset(c1, "BRIDGEPVTCALLID", "")
+
+    def _rtp_stats(self, ch: Channel) -> None:
+        """chan_pjsip's RTCP summary as a phone leg with media hangs up (h3)."""
+        if ch.sip_call_id:
+            for name, value in RTP_QOS.items():
+                self.w.varset(ch, name, value)
 
     def _g2_leaves(self, cause: int) -> None:
         """Dial returns after the bridge broke: its variables, then ;2 and ;1 hang up."""

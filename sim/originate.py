@@ -22,6 +22,40 @@ def parse_callerid(raw: str) -> tuple[str, str]:
     return "", raw
 
 
+def split_app_args(text: str) -> list[str]:
+    """Asterisk's AST_STANDARD_APP_ARGS as manager.c applies it to each `Variable:` header
+    (main/app.c __ast_app_separate_args with remove_chars): commas split only outside
+    parentheses, brackets and double quotes; a backslash keeps the next character; quotes and
+    escaping backslashes are removed. So `PJSIP_HEADER(add,Alert-Info)=a\\,b` is one
+    variable."""
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    quoted = False
+    escaped = False
+    for ch in text:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch in "([":
+            depth += 1
+            cur.append(ch)
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+            cur.append(ch)
+        elif ch == "," and depth == 0 and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
 @dataclass(frozen=True)
 class OriginateRequest:
     channel: str
@@ -63,7 +97,7 @@ def parse_originate(msg: Message) -> OriginateRequest | str:
         timeout_ms = 30000
     variables: list[tuple[str, str]] = []
     for header in msg.get_all("Variable"):
-        for part in header.split(","):
+        for part in split_app_args(header):
             if "=" in part:
                 k, v = part.split("=", 1)
                 variables.append((k.strip(), v))

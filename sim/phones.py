@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 from sim.channels import DOWN, RING, RINGING, UP, Bridge, Channel
 from sim.dialplan import DIAL_VARS, Dialplan, Flow, Interrupt
+from sim.flow import OriginateHandle
+from sim.originate import OriginateRequest
+from sim.phone_originate import originate_to_phone
+from sim.rtp_stats import RTP_QOS
 from sim.world import World
 
 LOCAL_SIP = "IPV4/UDP/127.0.0.1/5060"
@@ -58,6 +62,7 @@ class Phones:
         self._cseq = 17135
         for n in ("6001", "6002"):
             self.add_endpoint(n, f"secret{n}", caller_name=f"Phone {n}")
+        dialplan.phone_originator = self.originate
 
     def add_endpoint(
         self, name: str, password: str, *, context: str = "from-phones", caller_name: str = ""
@@ -288,6 +293,10 @@ class Phones:
 
     # ---- calls -------------------------------------------------------------------------
 
+    def originate(self, req: OriginateRequest, handle: OriginateHandle) -> bool:
+        """AMI Originate Channel: PJSIP/<endpoint> into a gateway context (h3)."""
+        return originate_to_phone(self, req, handle)
+
     def call(
         self, caller: str, number: str, *, talk: float = 4.0, hangup_by: str = "caller"
     ) -> PhoneCall:
@@ -433,43 +442,14 @@ class PhoneCall(Flow):
         w.hangup(a, cause)
         w.bridge_destroy(br)
         w.device_state(self.a_ep.device, "NOT_INUSE")
-        for name in (
-            "RTPAUDIOQOS",
-            "RTPAUDIOQOSJITTER",
-            "RTPAUDIOQOSLOSS",
-            "RTPAUDIOQOSRTT",
-            "RTPAUDIOQOSMES",
-        ):
-            w.varset(b, name, _QOS[name])
+        for name, value in RTP_QOS.items():
+            w.varset(b, name, value)
         w.hangup(b, cause)
         w.device_state(self.b_ep.device, "NOT_INUSE")
         w.cdr(a)
         self.finished = True
 
     def _qos(self, a: Channel, b: Channel) -> None:
-        for name in (
-            "RTPAUDIOQOS",
-            "RTPAUDIOQOSJITTER",
-            "RTPAUDIOQOSLOSS",
-            "RTPAUDIOQOSRTT",
-            "RTPAUDIOQOSMES",
-        ):
-            self.w.varset(a, name, _QOS[name])
-            self.w.varset(b, name + "BRIDGED", _QOS[name])
-
-
-_QOS = {
-    "RTPAUDIOQOS": "ssrc=1932147697;themssrc=0;lp=0;rxjitter=0.000000;rxcount=0;"
-    "txjitter=0.000000;txcount=0;rlp=0;rtt=0.000000;rxmes=0.000000;txmes=0.000000",
-    "RTPAUDIOQOSJITTER": "minrxjitter=000.000000;maxrxjitter=000.000000;avgrxjitter=000.000000;"
-    "stdevrxjitter=000.000000;mintxjitter=000.000000;maxtxjitter=000.000000;"
-    "avgtxjitter=000.000000;stdevtxjitter=000.000000;",
-    "RTPAUDIOQOSLOSS": "  minrxlost=000.000000;  maxrxlost=000.000000;  avgrxlost=000.000000;"
-    "  stdevrxlost=000.000000;  mintxlost=000.000000;  maxtxlost=000.000000;"
-    "  avgtxlost=000.000000;  stdevtxlost=000.000000;",
-    "RTPAUDIOQOSRTT": "     minrtt=000.000000;     maxrtt=000.000000;     avgrtt=000.000000;"
-    "     stdevrtt=000.000000;",
-    "RTPAUDIOQOSMES": "   minrxmes=000.000000;   maxrxmes=000.000000;   avgrxmes=000.000000;"
-    "   stdevrxmes=000.000000;   mintxmes=000.000000;   maxtxmes=000.000000;"
-    "   avgtxmes=000.000000;   stdevtxmes=000.000000;",
-}
+        for name, value in RTP_QOS.items():
+            self.w.varset(a, name, value)
+            self.w.varset(b, name + "BRIDGED", value)

@@ -169,7 +169,9 @@ class Normaliser:
 
     def _chan(self, text: str) -> str:
         def sub(m: re.Match[str]) -> str:
-            key = m.group(2)
+            # Each channel technology counts on its own (h3: PJSIP-00000002 beside
+            # Local-00000000), so the counter alone does not name a channel.
+            key = m.group(1).split("/", 1)[0] + "-" + m.group(2)
             if key not in self._counters:
                 self._counters[key] = f"#{len(self._counters) + 1}"
             return f"{m.group(1)}-{self._counters[key]}"
@@ -194,7 +196,8 @@ class Normaliser:
         if key == "Duration" or (key == "Wait" and value.isdigit()):
             return "<volatile>"
         if key == "Value" and frame.get("Variable") == "RTPAUDIOQOS":
-            return re.sub(r"ssrc=\d+", "ssrc=<n>", value)
+            # ssrc is random; packet counts follow the real media path, which no one models
+            return re.sub(r"\b(ssrc|txcount|rxcount)=\d+", r"\1=<n>", value)
         if key == "Result" and frame.get("Event") == "AGIExecEnd":
             return value
         value = _AGI_PORT.sub("agi://127.0.0.1:<port>/", value)
@@ -267,6 +270,21 @@ def normalise_all(frames: list[Frame]) -> list[Frame]:
     n = Normaliser()
     n.learn(frames)
     return [n.frame(f) for f in frames]
+
+
+def normalise_env(block: bytes, frames: list[Frame]) -> dict[str, str]:
+    """A FastAGI env block with the ids of the same session's AMI frames normalised (the
+    channel and uniqueid it names are those of that session); agi_threadid dropped."""
+    n = Normaliser()
+    n.learn(frames)
+    for f in frames:
+        n.frame(f)  # channel counters numbered in AMI order
+    env: dict[str, str] = {}
+    for line in block.decode().split("\n"):
+        key, sep, value = line.partition(": ")
+        if sep and key != "agi_threadid":
+            env[key] = n.value(key, value, {})
+    return env
 
 
 def render(f: Frame) -> str:
