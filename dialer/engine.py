@@ -222,7 +222,9 @@ class CampaignEngine:
                      tenant=self._campaign.tenant, call_id=call.call_id)
         target = self._campaign.abandon_target
         window_rate = self.window.rate(Counter.ABANDONED, Counter.LIVE, now)
-        self.pacer.observe_live_answer(abandoned, self.pacer.setpoint(target, window_rate))
+        live = self.window.total(Counter.LIVE, now)
+        self.pacer.observe_live_answer(abandoned,
+                                       self.pacer.setpoint(target, window_rate, live))
 
     def on_queue_event(self, event: AmiEvent, now: float) -> CallOutcome | Connected | None:
         """Fold a queue event in; says what happened to one of this campaign's calls."""
@@ -260,7 +262,8 @@ class CampaignEngine:
                 decision = progressive(inp, c)
             else:
                 rate = self.window.rate(Counter.ABANDONED, Counter.LIVE, now)
-                decision = self.pacer.decide(inp, self.estimates, c, rate)
+                live = self.window.total(Counter.LIVE, now)
+                decision = self.pacer.decide(inp, self.estimates, c, rate, live)
         self.last_decision = decision
         return TickPlan(decision.place, tuple(abandon), decision)
 

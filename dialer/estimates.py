@@ -97,10 +97,15 @@ _REBUILD_EVERY = 20  # observations
 class CallEstimates:
     """Answer rate, time to answer, time to fail and talk time of recent calls."""
 
-    def __init__(self, memory: int = 400, priors: EstimatePriors | None = None) -> None:
+    def __init__(self, memory: int = 400, priors: EstimatePriors | None = None, *,
+                 outcome_memory: int = 1500) -> None:
         self.priors = priors or EstimatePriors()
         self._outcomes: deque[bool] = deque()
-        self._memory = memory
+        # The answer rate gets a longer memory than the time distributions: at 30 %,
+        # 400 dials give it +/- 2.3 points of noise (8 % of the demand the pacer expects
+        # from new calls, for minutes at a time); 1500 dials (about 40 minutes of a
+        # 20-agent campaign) give +/- 1.2 and still follow a drifting list.
+        self._memory = outcome_memory
         self._live = 0
         self.answer_delays = RecentSamples(memory)  # dial -> live answer
         self.not_live_durations = RecentSamples(memory)  # dial -> end, calls never live

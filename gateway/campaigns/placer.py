@@ -7,6 +7,13 @@ carrying the decision's CALLGATE_* variables (CALLGATE_LEASE above all) and
 CALLGATE_REQUEST, exactly as the `authorize` route leaves them on a channel: CallControl
 then releases the lease when the call's channels hang up, renews it while they are up,
 and reconciliation can count the call again from Asterisk's own state.
+
+Preview ("agent first"): one Originate whose Channel is the agent's desk phone. Asterisk
+calls the phone first; only once it answers does the phone's channel run the dial context,
+which dials the lead. The phone is asked to answer by itself with the auto-answer SIP
+header(s) of its hardware profile (the device registry knows which phone model registered
+on that endpoint; see gateway/devices/click_to_call.py for how `PJSIP_HEADER(add,...)`
+reaches the INVITE). A phone the registry has never seen is rung without a header.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Mapping
+from typing import Protocol
 
 import structlog
 
@@ -27,6 +35,8 @@ from gateway.call_args import encode_request
 from gateway.call_control import AsteriskView
 from gateway.campaigns.calls import CallBook, DialerCall
 from gateway.campaigns.settings import DialerSettings
+from gateway.devices.click_to_call import auto_answer_headers, pjsip_header_variable
+from gateway.devices.registry import DeviceSnapshot
 from limits import BackendUnavailable, CallRequest, InvalidRequest, LimitsService
 
 log = structlog.get_logger(__name__)
@@ -37,10 +47,27 @@ RETRY_AFTER_S = {"ami_unavailable": 10.0, "originate_failed": 60.0, "bad_request
 _POOL_CHECK_S = 10.0
 
 
+class DeviceLookup(Protocol):
+    """What the placer needs of the device registry: a desk phone by PJSIP endpoint."""
+
+    def device(self, endpoint: str) -> DeviceSnapshot | None: ...
+
+
+def agent_auto_answer(devices: DeviceLookup | None, agent: str) -> list[tuple[str, str]]:
+    """Auto-answer headers for an agent interface (`PJSIP/<endpoint>`), [] if unknown."""
+    tech, _, endpoint = agent.partition("/")
+    if devices is None or tech.upper() != "PJSIP" or not endpoint:
+        return []
+    snap = devices.device(endpoint)
+    return auto_answer_headers(snap.profile) if snap is not None else []
+
+
 class AmiCallPlacer:
     def __init__(self, limits: LimitsService, asterisks: Mapping[str, AsteriskView],
-                 book: CallBook, settings: DialerSettings, clock: Clock) -> None:
+                 book: CallBook, settings: DialerSettings, clock: Clock, *,
+                 devices: DeviceLookup | None = None) -> None:
         self._limits = limits
+        self._devices = devices
         self._asterisks = dict(asterisks)
         self._book = book
         self._settings = settings
@@ -118,7 +145,9 @@ class AmiCallPlacer:
         self._book.bind_action(call_id, result.response.action_id or "")
         self.results["placed"] += 1
         bound.info("dialer_originated", lease=decision.lease_id, asterisk=name,
-                   agent=agent or "")
+                   agent=agent or "",
+                   auto_answer=[h for h, _ in agent_auto_answer(self._devices, agent)]
+                   if agent else [])
         return PlaceResult(True)
 
     def originate_fields(self, lead: Lead, campaign: Campaign, call_id: str,
@@ -137,6 +166,9 @@ class AmiCallPlacer:
                   ("Async", "true"), ("ChannelId", call_id)]
         if campaign.caller_id:
             fields.append(("CallerID", campaign.caller_id))
+        if agent:
+            fields += [("Variable", pjsip_header_variable(h, v))
+                       for h, v in agent_auto_answer(self._devices, agent)]
         fields += [("Variable", f"{k}={v}") for k, v in variables.items()]
         return fields
 

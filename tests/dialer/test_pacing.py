@@ -111,3 +111,26 @@ def test_a_lower_abandon_target_dials_less_at_once() -> None:
 def test_window_over_target_tightens_the_setpoint() -> None:
     pacer = PredictivePacer()
     assert pacer.setpoint(0.03, 0.03) > pacer.setpoint(0.03, 0.04) >= pacer.setpoint(0.03, 0.2)
+
+
+def test_headroom_below_the_target_is_a_few_calls_not_a_share() -> None:
+    # A young window keeps 15 % of the budget back; one holding a day's calls only 3 %,
+    # so a 24 h window is not left a third of a point short all day.
+    pacer = PredictivePacer()
+    young, four_hours, day = (pacer.setpoint(0.03, 0.025, n) for n in (300, 2500, 15000))
+    assert young == 0.85 * 0.03
+    assert young < four_hours < day == 0.97 * 0.03
+    assert pacer.setpoint(0.03, 0.025) == young  # nothing counted yet
+    more = pacer.decide(inp(6, talking=14, ringing=10), trained(0.2), CAMPAIGN, 0.025, 15000)
+    less = pacer.decide(inp(6, talking=14, ringing=10), trained(0.2), CAMPAIGN, 0.025, 300)
+    assert more.alpha > less.alpha
+
+
+def test_a_few_lucky_minutes_barely_move_the_answer_rate() -> None:
+    est = CallEstimates()
+    for i in range(1500):  # 30 % answered
+        (est.observe_live if i % 10 < 3 else est.observe_not_live)(10.0)
+    for i in range(300):  # then about eight minutes at 60 %
+        (est.observe_live if i % 10 < 6 else est.observe_not_live)(10.0)
+    # Over the last 1500 dials: 36 %; the last 400 alone would say 52 %.
+    assert 0.34 < est.answer_rate < 0.38

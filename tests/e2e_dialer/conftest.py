@@ -28,6 +28,7 @@ from dialer.lead_store import LeadStore
 from dialer.leads import Lead
 from gateway.call_control import CallControl
 from gateway.campaigns import CampaignService, DialerSettings
+from gateway.campaigns.placer import DeviceLookup
 from gateway.metrics import Metrics
 from gateway.mqtt_events import MqttPublisher
 from gateway.wiring import AsteriskLink
@@ -62,12 +63,14 @@ class DialerRig:
     def links(self) -> dict[str, AsteriskLink]:
         return {"sim": AsteriskLink(self.client, self.table)}
 
-    def start_service(self, *, mqtt: MqttPublisher | None = None) -> CampaignService:
+    def start_service(self, *, mqtt: MqttPublisher | None = None,
+                      devices: DeviceLookup | None = None) -> CampaignService:
         self.mqtt = mqtt
         # One pacing tick per simulated second; look for campaigns often (test start-up).
         settings = DialerSettings(tick_s=1.0 / self.speed, stats_interval_s=0.2, rescan_s=0.2)
         self.service = CampaignService(SITE, self.redis, self.limits, self.links, Metrics(),
-                                       mqtt, settings=settings, clock=self.sim.clock)
+                                       mqtt, settings=settings, clock=self.sim.clock,
+                                       devices=devices)
         self.service.start()
         return self.service
 
