@@ -1,39 +1,53 @@
 """Prepaid cards on live calls: the gateway side of prepaid (authorize, AMI events, AMI actions).
 
-Not wired into the daemon yet: a `card=` call must also hold its limits lease, and the
-channel has one CALLGATE_LEASE, so the session id needs a variable of its own first.
+A card call holds two things under one id, CALLGATE_LEASE: the limits lease (acquired
+first, by the authorize route) and the prepaid session, opened with that same id
+(`ACCOUNT~LEASE` inside prepaid, found again from the lease alone). If the card refuses
+(no_credit, no_route, card_blocked), the lease is released at once and the call is denied
+with the card's reason. `release` with that lease, or the AMI Hangup of the call, ends both.
 
-prepaid never talks AMI (DESIGN); this module gives it a `CallControl` over the AMI clients,
-feeds the channel tables' answer/hangup into the `DebitScheduler`, and turns a prepaid
-`Authorization` into the CALLGATE_* decision the `authorize` route sets when `card=` is given.
-The session stores the AGI request's uniqueid as its call id, so AMI can find its channels.
+prepaid never talks AMI (DESIGN); this module gives it a `CallControl` over the AMI clients
+(Hangup to cut off, Originate of a ChanSpy prompt to warn), feeds the channel tables'
+answer/hangup into the `DebitScheduler`, and tells it who ended each call.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
 from redis.exceptions import RedisError
 
 from ami import AmiError, CallInfo, ChannelInfo, ChannelTable
 from ami.client import AmiClient
+from ami.frames import Message
 from gateway.agi import AgiRequest, Decision
 from gateway.agi.decision import CAUSE_TEMPORARY_FAILURE, LEASE_VAR
+from gateway.config import Config, PrepaidConfig
 from limits import CallRequest
+from prepaid.cards import Card, CardService
 from prepaid.clock import Clock, SystemClock
-from prepaid.control import EndedBy, EventSink, WarnTarget
-from prepaid.debit_transport import ThreadedDebits
+from prepaid.control import EV_LOW_BALANCE, EndedBy, EventSink, WarnTarget
+from prepaid.debit_transport import AsyncDebits, DebitTransport, ThreadedDebits
 from prepaid.errors import PrepaidError
+from prepaid.pins import PinGuard, PinHasher, PinPolicy
 from prepaid.rateplan_store import RatePlanCache, RatePlanStore
 from prepaid.scheduler import DebitScheduler
 from prepaid.scripts import RedisClient
 from prepaid.sessions import AuthorizeRequest, SessionService
+from prepaid.vouchers import VoucherService
 
 log = structlog.get_logger(__name__)
 
-PROMPT_CHANNEL = "Local/warning@gw-prompt-player"
+MAXSEC_VAR = "CALLGATE_MAXSEC"
+# A `release` seen while AMI watches the call waits this long for its Hangup, which says
+# who hung up first; the session is settled by whichever comes first (idempotent).
+RELEASE_GRACE_S = 3.0
+SWEEP_DELAY_S = 0.5
 
 
 class AsteriskLinkLike(Protocol):
@@ -46,11 +60,42 @@ class AsteriskLinkLike(Protocol):
     def channels(self) -> ChannelTable: ...
 
 
+class LeaseReleaser(Protocol):
+    async def release(self, lease_id: str, *, by: str) -> bool: ...
+
+
+class SyncPublisher(Protocol):
+    def publish(self, kind: str, payload: dict[str, Any], tenant: str | None = None) -> None: ...
+
+
+class MqttPrepaidEvents:
+    """prepaid's EventSink over the gateway's MQTT publisher (callgate/SITE/events/prepaid/...);
+    also remembers the accounts that went low, for the wallboard."""
+
+    def __init__(self, publisher: SyncPublisher | None, remember: int = 1000) -> None:
+        self._publisher = publisher
+        self.low: OrderedDict[str, None] = OrderedDict()
+        self._remember = remember
+
+    async def publish(self, kind: str, payload: Mapping[str, Any]) -> None:
+        if kind == EV_LOW_BALANCE and payload.get("account"):
+            self.low[str(payload["account"])] = None
+            self.low.move_to_end(str(payload["account"]))
+            while len(self.low) > self._remember:
+                self.low.popitem(last=False)
+        if self._publisher is None:
+            return
+        body = dict(payload)
+        self._publisher.publish(kind, body, tenant=str(body.get("tenant") or "") or None)
+
+
 class AmiCallControl:
     """prepaid.control.CallControl over AMI: Hangup to cut off, ChanSpy Originate to warn."""
 
-    def __init__(self, asterisks: Mapping[str, AsteriskLinkLike]) -> None:
+    def __init__(self, asterisks: Mapping[str, AsteriskLinkLike],
+                 prompt_channel: str = "Local/warning@gw-prompt-player") -> None:
         self._asterisks = asterisks
+        self._prompt_channel = prompt_channel
 
     def _find(self, call_id: str) -> tuple[AsteriskLinkLike, CallInfo, ChannelInfo] | None:
         for link in self._asterisks.values():
@@ -61,6 +106,9 @@ class AmiCallControl:
             if call is not None:
                 return link, call, chan
         return None
+
+    def is_up(self, call_id: str) -> bool:
+        return self._find(call_id) is not None
 
     async def cut_off(self, call_id: str) -> None:
         found = self._find(call_id)
@@ -74,7 +122,7 @@ class AmiCallControl:
             except AmiError as exc:
                 log.warning("prepaid_cut_off_failed", call_id=call_id, channel=ch.name,
                             error=str(exc))
-        log.info("prepaid_cut_off", call_id=call_id)
+        log.info("prepaid_cut_off_sent", call_id=call_id)
 
     async def play_warning(self, call_id: str, to: WarnTarget) -> None:
         found = self._find(call_id)
@@ -82,7 +130,8 @@ class AmiCallControl:
             log.warning("prepaid_warning_no_channel", call_id=call_id)
             return
         link, call, caller = found
-        others = [c for c in call.live_channels if c.uniqueid != caller.uniqueid]
+        others = [c for c in call.live_channels
+                  if c.uniqueid != caller.uniqueid and c.bridge_id]
         if to == "callee":
             if not others:
                 log.warning("prepaid_warning_no_callee", call_id=call_id)
@@ -93,7 +142,7 @@ class AmiCallControl:
         else:
             target, opts = caller.name, "qBE"
         fields = [
-            ("Channel", PROMPT_CHANNEL),
+            ("Channel", self._prompt_channel),
             ("Application", "ChanSpy"),
             ("Data", f"{target},{opts}"),
             ("Async", "true"),
@@ -103,74 +152,302 @@ class AmiCallControl:
         except AmiError as exc:
             log.warning("prepaid_warning_failed", call_id=call_id, error=str(exc))
             return
-        log.info("prepaid_warning_played", call_id=call_id, to=to)
+        log.info("prepaid_warning_sent", call_id=call_id, to=to, spy=target)
+
+
+class HangupOrder:
+    """Which channel of a call hung up first, from AMI HangupRequest/SoftHangupRequest/
+    Hangup (the channel table keeps no order): caller or callee for the CDR."""
+
+    def __init__(self, remember: int = 50_000) -> None:
+        self._first: OrderedDict[str, str] = OrderedDict()  # linkedid -> uniqueid
+        self._linked: OrderedDict[str, str] = OrderedDict()  # uniqueid -> linkedid
+        self._remember = remember
+
+    def on_event(self, msg: Message) -> None:
+        uid, linked = msg.get("Uniqueid") or "", msg.get("Linkedid") or ""
+        if not uid or not linked:
+            return
+        if msg.name.lower() in ("hangup", "hanguprequest", "softhanguprequest"):
+            self._first.setdefault(linked, uid)
+            self._linked.setdefault(uid, linked)
+            for d in (self._first, self._linked):
+                while len(d) > self._remember:
+                    d.popitem(last=False)
+
+    def ended_by(self, caller_uid: str) -> EndedBy:
+        linked = self._linked.get(caller_uid, caller_uid)
+        first = self._first.get(linked)
+        if first is None or first == caller_uid:
+            return "caller"
+        return "callee"
+
+    def forget(self, linkedid: str) -> None:
+        self._first.pop(linkedid, None)
 
 
 class PrepaidCalls:
-    """Built by wiring; `authorize_card` is called by the authorize route for `card=`."""
+    """Built by wiring; the authorize route calls `authorize_card` for `card=`, the release
+    route `release`; the `prepaid` IVR route (gateway.prepaid_ivr) uses `pins` and `cards`."""
 
     def __init__(
         self,
         redis: RedisClient,
         site: str,
         asterisks: Mapping[str, AsteriskLinkLike],
+        limits: LeaseReleaser,
         events: EventSink | None = None,
         *,
-        redis_url: str,
+        redis_url: str | None,
         is_emergency: Callable[[str], bool],
-        pin_secret: str = "",
+        settings: PrepaidConfig | None = None,
         clock: Clock | None = None,
+        renew_lead_s: float = 2.0,
+        coalesce_s: float = 0.25,
+        release_grace_s: float = RELEASE_GRACE_S,
     ) -> None:
+        self.settings = settings or PrepaidConfig()
         self.clock = clock or SystemClock()
         self._asterisks = asterisks
+        self._limits = limits
         self._is_emergency = is_emergency
-        self._pin_secret = pin_secret  # for the PIN IVR route (not wired yet)
+        self._events = events
+        self._release_grace = release_grace_s
         self.plans = RatePlanStore(redis, self.clock)
         self.service = SessionService(
             redis, RatePlanCache(self.plans, self.clock), self.clock,
             gateway=site, is_emergency=is_emergency, events=events,
         )
-        self.control = AmiCallControl(asterisks)
-        self._transport = ThreadedDebits.from_url(redis_url)
+        scripts = self.service.scripts
+        self.cards = CardService(redis, self.clock, scripts)
+        self.hasher: PinHasher | None = None
+        self.pins: PinGuard | None = None
+        self.vouchers: VoucherService | None = None
+        if self.settings.pin_secret:
+            s = self.settings
+            self.hasher = PinHasher(s.pin_secret.encode())
+            policy = PinPolicy(card_failures=s.card_failures, card_lock_s=s.lock_seconds,
+                               caller_failures=s.caller_failures, caller_lock_s=s.lock_seconds)
+            self.pins = PinGuard(redis, self.hasher, self.clock, events, policy, scripts)
+            self.vouchers = VoucherService(redis, self.hasher, self.clock, self.cards, scripts)
+        self.control = AmiCallControl(asterisks, self.settings.prompt_channel)
+        # debits from a thread of their own when a plain Redis URL is known (see
+        # prepaid.debit_transport), else on the gateway's asyncio client
+        self._transport: DebitTransport = (
+            ThreadedDebits.from_url(redis_url) if redis_url else AsyncDebits(self.service)
+        )
         self.scheduler = DebitScheduler(
             self.service, self.control, self.clock, events=events, transport=self._transport,
+            renew_lead_s=renew_lead_s, coalesce_s=coalesce_s,
         )
+        self.hangups = HangupOrder()
         self._unsubscribe: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._releasing: dict[str, tuple[float, str]] = {}  # sid -> (ended_at, call_id)
+
+    async def low_cards(self) -> list[Card]:
+        """The wallboard's "cards running low": the accounts whose balance fell under their
+        plan's low_balance on this gateway (the last 1000), as they are now."""
+        if not isinstance(self._events, MqttPrepaidEvents):
+            return []
+        found = []
+        for account in list(self._events.low):
+            try:
+                card = await self.cards.get(account)
+            except PrepaidError:
+                continue
+            found.append(card)
+        return found
 
     async def start(self) -> None:
-        await self.scheduler.resume()
+        try:
+            await self.scheduler.resume()
+        except (RedisError, OSError) as exc:
+            log.warning("prepaid_resume_failed", error=str(exc), retry="next start")
         self.scheduler.start()
         for link in self._asterisks.values():
-            self._unsubscribe.append(link.channels.subscribe(_PrepaidListener(self.scheduler)))
+            self._unsubscribe.append(link.channels.subscribe(_PrepaidListener(self)))
+            self._unsubscribe.append(
+                link.client.on_resync(lambda _items: self._spawn(self._sweep_gone()))
+            )
+            for name in ("Hangup", "HangupRequest", "SoftHangupRequest"):
+                self._unsubscribe.append(link.client.subscribe(name, self.hangups.on_event))
 
     async def close(self) -> None:
         for unsub in self._unsubscribe:
             unsub()
         self._unsubscribe.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sid, (ended_at, call_id) in list(self._releasing.items()):  # no waiting now
+            await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
+        self._releasing.clear()
         await self.scheduler.stop()
         await self._transport.close()
 
-    async def authorize_card(self, req: AgiRequest, call: CallRequest, card: str) -> Decision:
+    # -- the authorize / release routes ----------------------------------------------------
+
+    async def authorize_card(
+        self, req: AgiRequest, call: CallRequest, card: str, granted: Decision
+    ) -> Decision:
+        """`granted` is the limits decision; on ALLOW its lease also names the session."""
+        if granted.result != "ALLOW":
+            return granted
+        blog = log.bind(call_id=req.call_id, card=card, tenant=call.tenant)
         areq = AuthorizeRequest(
             account=card, destination=call.dest, call_id=req.call_id,
-            caller=req.caller, tenant=call.tenant,
+            caller=req.caller, tenant=call.tenant, lease=granted.lease,
         )
         try:
             auth = await self.service.authorize(areq)
         except (RedisError, OSError) as exc:
-            if self._is_emergency(call.dest):
-                log.warning("prepaid_emergency_without_backend", call_id=req.call_id,
-                            error=str(exc))
-                return Decision("ALLOW", "emergency", 0, "", 0)
-            log.warning("prepaid_backend_unavailable", call_id=req.call_id, card=card,
-                        error=str(exc))
+            if granted.reason == "emergency" or self._is_emergency(call.dest):
+                blog.warning("prepaid_emergency_without_backend", error=str(exc))
+                return granted
+            blog.warning("prepaid_backend_unavailable", error=str(exc))
+            await self._give_back(granted.lease)
             return Decision.deny("backend_unavailable", CAUSE_TEMPORARY_FAILURE)
+        except PrepaidError as exc:
+            blog.warning("prepaid_bad_request", error=str(exc))
+            await self._give_back(granted.lease)
+            return Decision.deny("bad_request", 21)
         if not auth.allowed:
+            await self._give_back(granted.lease)
             return Decision.deny(auth.reason, auth.cause)
-        return Decision("ALLOW", auth.reason, 0, auth.session_id, auth.max_seconds)
+        maxsec = _min_limit(granted.maxsec, auth.max_seconds)
+        reason = granted.reason if granted.reason in ("emergency", "surcharge") else auth.reason
+        return Decision("ALLOW", reason, 0, granted.lease, maxsec)
+
+    async def _give_back(self, lease: str) -> None:
+        freed = await self._limits.release(lease, by="prepaid_denied")
+        log.info("prepaid_lease_released", lease=lease, freed=freed)
+
+    async def release(self, lease: str, call_id: str = "") -> None:
+        """The `release` route (or a decision never delivered): end the card's session."""
+        try:
+            sid = await self._session_of(lease, call_id)
+        except (RedisError, OSError) as exc:
+            log.warning("prepaid_release_lookup_failed", lease=lease, error=str(exc))
+            return
+        if sid is None:
+            return
+        ended_at = self.clock.now()
+        if call_id and self.control.is_up(call_id) and self._all_logged_in():
+            # AMI will say who hung up first; settle anyway if its Hangup never comes
+            self._releasing[sid] = (ended_at, call_id)
+            self._spawn(self._settle_later(sid, ended_at, call_id))
+            return
+        await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
+
+    async def _sweep_gone(self) -> None:
+        """After an AMI (re)login: calls this gateway debits whose channel Asterisk no
+        longer has ended while we could not see them (gateway down, AMI cut). They are
+        settled at the end of their paid time (or now, if earlier): the last moment the
+        gateway knew them up, never charging time nobody paid for twice."""
+        await asyncio.sleep(SWEEP_DELAY_S)  # the channel table applies the listing first
+        if not self._all_logged_in():
+            return
+        now = self.clock.now()
+        for sid, call_id, paid_end in self.scheduler.live_calls():
+            if self.control.is_up(call_id):
+                continue
+            log.warning("prepaid_call_gone_unseen", session=sid, call_id=call_id)
+            await self._hung_up(sid, min(now, paid_end), 16, "system")
+
+    async def _settle_later(self, sid: str, ended_at: float, call_id: str) -> None:
+        await asyncio.sleep(self._release_grace)
+        if self._releasing.pop(sid, None) is not None:
+            await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
+
+    def _all_logged_in(self) -> bool:
+        return bool(self._asterisks) and all(
+            link.client.logged_in for link in self._asterisks.values()
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _session_of(self, lease: str, call_id: str = "") -> str | None:
+        sid = await self.service.session_for_lease(lease)
+        if sid is None and call_id:
+            sid = await self.service.session_for_call(call_id)
+        return sid
+
+    async def _hung_up(
+        self, sid: str, ended_at: float | None, cause: int, ended_by: EndedBy
+    ) -> None:
+        try:
+            await self.scheduler.hung_up(sid, ended_at, cause, ended_by)
+        except PrepaidError as exc:
+            log.warning("prepaid_hangup_ignored", session=sid, error=str(exc))
+
+    # -- AMI side --------------------------------------------------------------------------
+
+    async def call_answered(self, call: CallInfo) -> None:
+        lease = _lease_of(call)
+        if not lease:
+            return
+        try:
+            sid = await self._session_of(lease)
+            if sid is None:
+                return
+            # the table's times are monotonic: the scheduler stamps with its own clock
+            await self.scheduler.answered(sid)
+        except (PrepaidError, RedisError, OSError) as exc:
+            log.warning("prepaid_answer_failed", lease=lease, error=str(exc))
+
+    async def call_ended(self, call: CallInfo, billsec: int) -> None:
+        lease = _lease_of(call)
+        if not lease:
+            return
+        try:
+            sid = await self._session_of(lease)
+        except (RedisError, OSError) as exc:
+            log.warning("prepaid_hangup_lookup_failed", lease=lease, error=str(exc))
+            return
+        if sid is None:
+            return
+        caller = _caller_uid(call, sid)
+        maxsec = _int(call.variables.get(MAXSEC_VAR, ""))
+        ended_by: EndedBy
+        if maxsec > 0 and billsec >= maxsec:
+            ended_by = "limit"
+        else:
+            ended_by = self.hangups.ended_by(caller)
+        self.hangups.forget(call.linkedid)
+        self._releasing.pop(sid, None)
+        await self._hung_up(sid, None, call.hangup_cause or 16, ended_by)
 
 
-def _session_of(call: CallInfo) -> str:
+def debit_url(cfg: Config) -> str | None:
+    """The Redis URL the debit thread may open itself; None (asyncio client) for a cluster,
+    a sentinel or anything redis-py's plain client cannot open from a URL."""
+    if cfg.redis.cluster:
+        return None
+    url = cfg.redis.url or (
+        f"unix://{Path(cfg.daemon.state_dir).resolve() / 'redis' / 'redis.sock'}"
+    )
+    return url if url.startswith(("redis://", "rediss://", "unix://")) else None
+
+
+def _min_limit(a: int, b: int) -> int:
+    """The tighter of two CALLGATE_MAXSEC values, 0 meaning no limit."""
+    if a and b:
+        return min(a, b)
+    return a or b
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def _lease_of(call: CallInfo) -> str:
     for ch in call.channels:
         lease = ch.variables.get(LEASE_VAR, "")
         if lease:
@@ -178,32 +455,25 @@ def _session_of(call: CallInfo) -> str:
     return call.variables.get(LEASE_VAR, "")
 
 
+def _caller_uid(call: CallInfo, sid: str) -> str:
+    """The channel the decision was set on (it carries the lease): the caller's."""
+    for ch in call.channels:
+        if ch.variables.get(LEASE_VAR, ""):
+            return ch.uniqueid
+    return call.linkedid
+
+
 class _PrepaidListener:
     """ChannelTable listener: answer starts the debit ticker, hangup settles the session."""
 
-    def __init__(self, scheduler: DebitScheduler) -> None:
-        self._scheduler = scheduler
+    def __init__(self, calls: PrepaidCalls) -> None:
+        self._calls = calls
 
     def call_started(self, call: CallInfo) -> None:
         return None
 
     async def call_answered(self, call: CallInfo) -> None:
-        sid = _session_of(call)
-        if not sid:
-            return
-        try:
-            # the table's times are monotonic: let the scheduler stamp with its own clock
-            await self._scheduler.answered(sid)
-        except PrepaidError as exc:  # a limits lease, not a prepaid session
-            log.debug("prepaid_answer_ignored", session=sid, error=str(exc))
+        await self._calls.call_answered(call)
 
     async def call_ended(self, call: CallInfo, billsec: int, cause: int | None) -> None:
-        sid = _session_of(call)
-        if not sid:
-            return
-        # which side hung up first is not in CallInfo; the scheduler says `credit` for its own
-        ended_by: EndedBy = "caller"
-        try:
-            await self._scheduler.hung_up(sid, None, cause or 16, ended_by)
-        except PrepaidError as exc:
-            log.debug("prepaid_hangup_ignored", session=sid, error=str(exc))
+        await self._calls.call_ended(call, billsec)

@@ -32,6 +32,7 @@ without a record.
 | `callgate:{cdr}:stream`            | stream | every CDR; entry id >= the call's end time   |
 | `callgate:{cdr}:ids`               | zset   | sid -> entry ms: the relay is exactly-once   |
 | `callgate:{cdr}:call:CALLID`       | string | session id of an Asterisk call id (TTL)      |
+| `callgate:{cdr}:lease:LEASE`       | string | session id of a gateway limits lease (TTL)   |
 | `callgate:{prepaid}:autorecharge`  | set    | accounts with auto recharge on               |
 """
 
@@ -142,6 +143,10 @@ CDR_IDS = f"{P}{{cdr}}:ids"
 
 def call_ref(call_id: str) -> str:
     return f"{P}{{cdr}}:call:{call_id}"
+
+
+def lease_ref(lease: str) -> str:
+    return f"{P}{{cdr}}:lease:{lease}"
 
 
 AUTORECHARGE = f"{P}{{prepaid}}:autorecharge"

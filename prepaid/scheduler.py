@@ -166,6 +166,13 @@ class DebitScheduler:
     def live_count(self) -> int:
         return len(self._live)
 
+    def live_calls(self) -> list[tuple[str, str, float]]:
+        """(session id, Asterisk call id, end of its paid time in epoch s) of every call
+        this ticker debits or has cut off and not yet seen hang up: the gateway checks
+        them against the channels Asterisk still has after a restart."""
+        both = [*self._live.items(), *self._cut_mirrors.items()]
+        return [(sid, lv.rec.call_id, lv.paid_end_ms / 1000) for sid, lv in both]
+
     async def answered(self, session_id: str, answered_at: float | None = None) -> None:
         """AMI: the callee answered. The ticker pays the first step (with the connection fee)
         in its next run, batched with the other answers and renewals (within `coalesce_s`);

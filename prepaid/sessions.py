@@ -6,7 +6,9 @@ rest):
 - FastAGI `prepaid` / `authorize` with `card=` (after `PinGuard.verify_pin` in the IVR):
   `authorize(AuthorizeRequest)` -> `Authorization`; `.variables()` are the channel
   variables CALLGATE_RESULT/REASON/CAUSE/LEASE/MAXSEC. On ALLOW a session is open in Redis
-  (LEASE = its id), no money held yet.
+  (LEASE = its id), no money held yet. The gateway passes its limits lease id
+  (`AuthorizeRequest.lease`): the session is then `ACCOUNT~LEASE` and
+  `session_for_lease(lease)` finds it, so one CALLGATE_LEASE names slots and session.
 - AMI answer of the dialled leg: `DebitScheduler.answered(session_id, answered_at)`.
 - AMI Hangup / the `release` hook: `DebitScheduler.hung_up(session_id, ended_at, cause,
   ended_by)` -> `Cdr`. After a restart, for calls that ended while the gateway was down,
@@ -20,6 +22,7 @@ time limit, and never charged (invariant 3), whatever the card's state or balanc
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -71,6 +74,9 @@ class AuthorizeRequest:
     call_id: str  # Asterisk uniqueid of the calling channel
     caller: str = ""
     tenant: str | None = None  # when given, the account must belong to it (invariant 4)
+    # the gateway's limits lease id: the session is then ACCOUNT~LEASE, so one
+    # CALLGATE_LEASE names both, and `session_for_lease` finds it again
+    lease: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,7 +215,7 @@ class SessionService:
         if max_s <= 0:
             raise _Denied("no_credit", 21, "balance", card)
 
-        sid = keys.new_session_id(card.id, secrets.token_hex(6))
+        sid = _session_id(card.id, req.lease)
         expires_ms = ""
         if card.status is CardStatus.SOLD and card.valid_days:
             first_use_expiry = now_ms + card.valid_days * 86400_000
@@ -229,7 +235,7 @@ class SessionService:
             tax_fixed=sum(t.fixed for t in tariff.taxes),
         )
         status = await self._open(card.id, sid, req.call_id, now_ms, cycle_day, expires_ms,
-                                  False, fields)
+                                  False, fields, req.lease)
         if status != "ok":
             raise _Denied("card_blocked", 21, f"open_{status}", card)
         self._remember(SessionRecord.from_hash(fields))
@@ -240,7 +246,7 @@ class SessionService:
 
     async def _open(
         self, account: str, sid: str, call_id: str, now_ms: int, cycle_day: int,
-        expires_ms: str, emergency: bool, fields: dict[str, str | int],
+        expires_ms: str, emergency: bool, fields: dict[str, str | int], lease: str = "",
     ) -> str:
         """One round trip: the gateway's index first (a crash right after it leaves a
         pointer resume() can check, never an unindexed session), the session, the call ref."""
@@ -253,6 +259,8 @@ class SessionService:
                         [keys.card(account), keys.session(account, sid),
                          keys.card_live(account)], args)
                 pipe.set(keys.call_ref(call_id), sid, ex=CALL_REF_TTL_S)
+                if lease:
+                    pipe.set(keys.lease_ref(lease), sid, ex=CALL_REF_TTL_S)
                 res = await pipe.execute(raise_on_error=False)
             if not noscript(res):
                 break
@@ -265,6 +273,8 @@ class SessionService:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.srem(keys.gateway_live(self.gateway), sid)
                 pipe.delete(keys.call_ref(call_id))
+                if lease:
+                    pipe.delete(keys.lease_ref(lease))
                 await pipe.execute()
         return status
 
@@ -277,7 +287,7 @@ class SessionService:
             if raw:
                 card = Card.from_hash(raw)
                 now_ms = to_ms(self.clock.now())
-                sid = keys.new_session_id(card.id, secrets.token_hex(6))
+                sid = _session_id(card.id, req.lease)
                 meta = {
                     "sid": sid, "account": card.id, "tenant": card.tenant,
                     "call_id": req.call_id, "caller": req.caller,
@@ -287,7 +297,7 @@ class SessionService:
                 }
                 fields = _session_fields(meta, bundle=False, fee=0, tax_bp="", tax_fixed=0)
                 if await self._open(card.id, sid, req.call_id, now_ms, card.cycle_day or 1,
-                                    "", True, fields) != "ok":
+                                    "", True, fields, req.lease) != "ok":
                     sid = ""
         except (BadInput, RedisError) as exc:
             blog.warning("prepaid_emergency_unrecorded", error=str(exc))
@@ -316,6 +326,13 @@ class SessionService:
 
     async def session_for_call(self, call_id: str) -> str | None:
         v = await self.redis.get(keys.call_ref(call_id))
+        return text(v) or None
+
+    async def session_for_lease(self, lease: str) -> str | None:
+        """The session opened under this limits lease id, if any (None for a plain call)."""
+        if not lease or not _LEASE_RE.match(lease):
+            return None
+        v = await self.redis.get(keys.lease_ref(lease))
         return text(v) or None
 
     async def debit_many(
@@ -505,6 +522,18 @@ class SessionService:
             for r in res:
                 if isinstance(r, Exception):
                     raise r
+
+_LEASE_RE = re.compile(r"^[0-9a-f]{8,32}$")
+
+
+def _session_id(account: str, lease: str) -> str:
+    """ACCOUNT~LEASE when the gateway gives its lease id, else ACCOUNT~random."""
+    if lease:
+        if not _LEASE_RE.match(lease):
+            raise BadInput(f"lease id {lease!r} must be 8-32 lowercase hex digits")
+        return keys.new_session_id(account, lease)
+    return keys.new_session_id(account, secrets.token_hex(6))
+
 
 def _session_fields(
     meta: dict[str, Any], *, bundle: bool, fee: int, tax_bp: str, tax_fixed: int

@@ -1,0 +1,112 @@
+"""Money conservation with the real daemon killed (SIGKILL) in the middle of card calls:
+calls that hang up while it is down are settled after its restart, the others go on
+being debited; in the end balance + CDR charges = the card's starting value, exactly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from limits import EmergencyNumbers, LimitsService
+from prepaid.batches import BatchService, BatchSpec
+from prepaid.cards import CardService
+from prepaid.cdr import CdrStore
+from prepaid.clock import SystemClock
+from prepaid.pins import PinHasher
+from prepaid.rateplan_csv import parse_text
+from prepaid.rateplan_store import RatePlanStore
+from prepaid.rating import PlanSettings
+from sim.dialplan import ContextConfig
+from sim.simulator import AsteriskSim
+from sim.world import WorldConfig
+from tests.e2e.conftest import Stack
+from tests.e2e_prepaid.conftest import PLAN_CSV, Talker
+from tests.support.daemon import daemon_config
+from tests.support.servers import RedisServer
+
+SITE = "shop"
+CALLS = 6
+START = 120  # cents: at one cent a second the 6 calls share 20 s of talk
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, redis_aof: RedisServer) -> AsyncIterator[Stack]:
+    sim = AsteriskSim(speed=1.0, world_config=WorldConfig(auth_fail_delay=0.1, seed=7))
+    await sim.start()
+    sim.set_far_end(Talker())
+    client = aioredis.Redis.from_url(redis_aof.url)
+    limits = LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
+    extra = (
+        f'[limits]\nlease_ttl = 30.0\n\n'
+        f'[[asterisk]]\nname = "sim"\nhost = "127.0.0.1"\nport = {sim.ami_port}\n'
+        f'username = "gateway"\nsecret = "gateway"\nping_interval = 2.0\naction_timeout = 3.0\n'
+    )
+    text, http_port, agi_port = daemon_config(tmp_path, redis_url=redis_aof.url, site=SITE,
+                                              extra=extra)
+    agi = f"agi://127.0.0.1:{agi_port}"
+    sim.add_context(ContextConfig(
+        "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
+        release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
+    ))
+    st = Stack(sim, redis_aof.url, tmp_path, limits, text, client, http_port, agi_port)
+    try:
+        yield st
+    finally:
+        st.exits.close()
+        await sim.stop()
+        await client.aclose()
+
+
+async def test_kill9_mid_call_conserves_money(stack: Stack) -> None:
+    r = stack.limits_redis
+    clock = SystemClock()
+    settings = PlanSettings("EUR", warn_seconds=0)
+    await RatePlanStore(r, clock).save("std", settings, parse_text(PLAN_CSV, settings).entries)
+    issued = await BatchService(r, PinHasher(b"kill9-secret-0123456789"), clock).create(
+        BatchSpec(count=1, value=START, currency="EUR", plan="std", tenant="shop1", sold=True))
+    card = issued.cards[0].number
+
+    await stack.start_daemon()
+    calls = [stack.sim.place_call("442071234567", context="prepaid-out",
+                                  variables={"CARD": card}) for _ in range(CALLS)]
+    decided = await asyncio.gather(*(stack.decided(c) for c in calls))
+    assert all(d["CALLGATE_RESULT"] == "ALLOW" for d in decided), decided
+    await asyncio.sleep(3.0)  # debited for a while
+
+    await stack.kill_daemon()
+    for call in calls[:3]:  # these end while no gateway sees them
+        stack.hang_up(call)
+    await asyncio.sleep(1.0)
+
+    await stack.start_daemon()
+    await asyncio.sleep(2.0)
+    for call in calls[3:]:
+        if not call.ended.is_set():
+            stack.hang_up(call)
+    await asyncio.gather(*(asyncio.wait_for(c.ended.wait(), 10) for c in calls))
+
+    cdrs = CdrStore(r)
+    async with asyncio.timeout(15):
+        while True:
+            found = [c async for c in cdrs.iter_range(0, 4e9)]
+            if len(found) == CALLS:
+                break
+            await asyncio.sleep(0.1)
+    got = await CardService(r, clock).get(card)
+    charges = sum(c.charge for c in found)
+    assert got.balance + charges == START, (got.balance, charges)
+    assert got.held == 0
+    assert got.balance >= -1  # at most one increment (1 s = 1 cent) below zero
+    assert sum(c.billable_s for c in found) >= 6 * 3  # every call ran and was charged
+    assert len({c.session_id for c in found}) == CALLS  # each call settled once
+    await stack.wait_in_use({("tenant_outbound", "shop1"): 0}, 10)
+    assert stack.daemon is not None
+    events = stack.daemon.log_events()
+    resumed = [e for e in events if e["event"] == "prepaid_resumed"]
+    assert resumed and resumed[-1]["live"] == CALLS  # the new daemon took the calls back
+    gone = {e["call_id"] for e in events if e["event"] == "prepaid_call_gone_unseen"}
+    assert gone == {c.g2.uniqueid for c in calls[:3]}  # ended unseen, settled once
