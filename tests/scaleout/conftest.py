@@ -20,7 +20,7 @@ from gateway.redis_connect import connect_redis
 from tests.support.redis_cluster import RedisClusterProcesses, redis_cluster
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT_PACKAGES = ("limits", "prepaid")
+SCRIPT_PACKAGES = ("limits", "prepaid", "gateway")
 
 
 class Clock:

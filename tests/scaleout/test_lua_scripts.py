@@ -1,8 +1,8 @@
-"""Static checks of every Lua script of limits/ and prepaid/: its header documents the KEYS
-and ARGV it reads, it builds no key itself, the key patterns in its header share one hash
-tag, and it is one of the scripts the cluster tests run through the services' own code
-(redis-py refuses a cross-slot EVALSHA on a cluster, so running each script path there is
-the real check that its keys share one slot)."""
+"""Static checks of every Lua script of limits/, prepaid/ and gateway/: its header
+documents the KEYS and ARGV it reads, it builds no key itself, the key patterns in its
+header share one hash tag, and it is one of the scripts the cluster tests run through
+the services' own code (redis-py refuses a cross-slot EVALSHA on a cluster, so running
+each script path there is the real check that its keys share one slot)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.scaleout.conftest import lua_files, script_name
+from tests.scaleout.test_event_owner import EVENT_OWNER_SCRIPTS
 from tests.scaleout.test_limits_cluster import LIMIT_SCRIPTS
 from tests.scaleout.test_prepaid_cluster import PREPAID_SCRIPTS
 
@@ -89,4 +90,5 @@ def test_key_patterns_in_a_header_share_one_hash_tag(script: Script) -> None:
 def test_every_script_is_run_on_the_cluster_by_a_test() -> None:
     """The tours in test_limits_cluster.py and test_prepaid_cluster.py assert they ran
     these scripts with keys of one slot; a new script must join one of them."""
-    assert {s.name for s in SCRIPTS} - (LIMIT_SCRIPTS | PREPAID_SCRIPTS) == set()
+    ran = LIMIT_SCRIPTS | PREPAID_SCRIPTS | EVENT_OWNER_SCRIPTS
+    assert {s.name for s in SCRIPTS} - ran == set()
