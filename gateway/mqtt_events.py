@@ -29,6 +29,29 @@ _QOS1_PREFIXES = ("limit.", "prepaid.", "emergency", "surcharge", "call.")
 
 
 @dataclass(frozen=True)
+class Broker:
+    """Where the broker is, from the config's `mqtt://user:pass@host:port` (mqtts: TLS)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    @classmethod
+    def from_url(cls, url: str) -> Broker:
+        parsed = urlparse(url)
+        tls = parsed.scheme == "mqtts"
+        return cls(parsed.hostname or "127.0.0.1", parsed.port or (8883 if tls else 1883),
+                   parsed.username, parsed.password, tls)
+
+    def client(self, identifier: str) -> aiomqtt.Client:
+        return aiomqtt.Client(self.host, self.port, username=self.username,
+                              password=self.password, identifier=identifier,
+                              tls_params=aiomqtt.TLSParameters() if self.tls else None)
+
+
+@dataclass(frozen=True)
 class Event:
     kind: str  # e.g. "call.started", "limit.denied"; becomes the topic path
     payload: dict[str, Any]
@@ -37,12 +60,7 @@ class Event:
 
 class MqttPublisher:
     def __init__(self, url: str, site: str, metrics: Metrics, queue_size: int = 10000) -> None:
-        parsed = urlparse(url)
-        self._host = parsed.hostname or "127.0.0.1"
-        self._port = parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
-        self._user = parsed.username
-        self._password = parsed.password
-        self._tls = parsed.scheme == "mqtts"
+        self._broker = Broker.from_url(url)
         self.site = site
         self._metrics = metrics
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=queue_size)
@@ -83,14 +101,11 @@ class MqttPublisher:
         pending: Event | None = None
         while True:
             try:
-                async with aiomqtt.Client(
-                    self._host, self._port, username=self._user, password=self._password,
-                    identifier=f"callgate-{self.site}-{random.getrandbits(32):08x}",
-                    tls_params=aiomqtt.TLSParameters() if self._tls else None,
-                ) as client:
+                async with self._broker.client(
+                    f"callgate-{self.site}-{random.getrandbits(32):08x}") as client:
                     self.connected = True
                     delay = 0.5
-                    log.info("mqtt_connected", host=self._host, port=self._port)
+                    log.info("mqtt_connected", host=self._broker.host, port=self._broker.port)
                     while True:
                         event = pending or await self._queue.get()
                         pending = event

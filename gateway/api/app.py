@@ -78,6 +78,9 @@ def _endpoint(route: Route, routes: tuple[Route, ...], deps: ApiDeps,
             return ApiError(500, "internal_error",
                             "the gateway failed to handle this request; it is logged "
                             "as api_internal_error").response()
+        if reply.text is not None:
+            return web.Response(text=reply.text, status=reply.status,
+                                content_type=reply.content_type, charset="utf-8")
         return web.json_response(reply.body, status=reply.status)
 
     return handle
@@ -161,7 +164,7 @@ async def _scope(route: Route, deps: ApiDeps, principal: TokenInfo | None,
         if not await access.may_read(tenant):
             raise forbidden("tenant_forbidden",
                             f"this token may not see tenant {tenant!r}", "tenant")
-        if route.writes and not await access.may_write(tenant):
+        if route.writes and not route.tenant_writes and not await access.may_write(tenant):
             raise forbidden("tenant_forbidden",
                             f"this token may read but not change tenant {tenant!r}: limits "
                             "are changed by the site or by the tenant's reseller", "tenant")

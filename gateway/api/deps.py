@@ -16,6 +16,7 @@ from typing import Any
 from gateway.api.live_calls import LiveCallsProvider
 from gateway.api.tokens import RedisClient, TokenStore
 from gateway.devices import DeviceRegistry
+from gateway.devices.dialing import ClickToCall
 from hw_profiles import ProfileSet
 from limits import LimitsService
 
@@ -27,7 +28,10 @@ class ApiDeps:
     limits: LimitsService | None = None
     profiles: ProfileSet | None = None
     devices: DeviceRegistry | None = None
+    click_to_call: ClickToCall | None = None  # AMI Originate to a desk phone
     live_calls: LiveCallsProvider | None = None
+    # [prepaid] pin_secret: card batches and vouchers store PINs/codes as its keyed hash.
+    pin_secret: bytes | None = None
     clock: Callable[[], float] = time.time
     log: Any = None  # a structlog logger; default: this package's
     version: str = "0.1.0"  # shown in the OpenAPI document's info

@@ -24,11 +24,14 @@ _SCOPE_TEXT = {
     Scope.FILTERED: "Lists only what belongs to tenants the token may see; ?tenant= narrows "
                     "to one of them (another tenant: 403 tenant_forbidden).",
 }
+_OWN_WRITES = "The tenant's own tokens (of the roles listed) may change it as well."
 _ERROR_TEXT = {
     "401": "No token, or not a valid one (codes: token_missing, token_invalid).",
     "403": "Wrong role or another tenant's data (codes: role_forbidden, "
            "site_token_required, tenant_forbidden, field_forbidden).",
     "404": "Nothing of that name, or not visible to this token.",
+    "409": "The state of what the path names forbids this change (e.g. card_state, "
+           "campaign_exists). Nothing was changed.",
     "422": "Bad input; `field` names it. Nothing was changed.",
     "503": "A backend (Redis) or a service this route needs is unavailable "
            "(codes: backend_unavailable, <service>_unavailable).",
@@ -47,7 +50,9 @@ def operation(route: Route) -> dict[str, Any]:
         "tags": [route.tag],
         "x-callgate-roles": sorted(r.value for r in route.roles),
         "x-callgate-scope": route.scope.value,
-        "description": " ".join(x for x in (route.description, _SCOPE_TEXT[route.scope]) if x),
+        "description": " ".join(x for x in (route.description, _SCOPE_TEXT[route.scope],
+                                            _OWN_WRITES if route.tenant_writes else "")
+                                if x),
     }
     params: list[dict[str, Any]] = []
     for name, p in route.path_params.items():
@@ -63,14 +68,18 @@ def operation(route: Route) -> dict[str, Any]:
     if route.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": route.body, "example": route.body_example}}}
+    content: dict[str, Any] = {"application/json": {"schema": route.response}}
+    for media in route.media:
+        content[media] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(route.status): {
-        "description": "OK" if route.status < 300 else "Created",
-        "content": {"application/json": {"schema": route.response}}}}
+        "description": "OK" if route.status < 300 else "Created", "content": content}}
     errors = []
     if route.scope is not Scope.PUBLIC:
         errors += ["401", "403"]
     if route.not_found:
         errors.append("404")
+    if route.conflict:
+        errors.append("409")
     if route.path_params or route.query or route.body is not None:
         errors.append("422")
     if route.scope is not Scope.PUBLIC or route.needs:

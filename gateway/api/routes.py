@@ -32,6 +32,9 @@ _PATH_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class Reply:
     body: Any
     status: int = 200
+    # A non-JSON answer (CSV, JSON lines): sent as is with this content type; `body` unused.
+    text: str | None = None
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,13 @@ class Route:
     body_example: Any = None
     needs: tuple[str, ...] = ()  # ApiDeps fields that must not be None (else 503)
     not_found: bool = False  # may answer 404 for what the path names
+    conflict: bool = False  # may answer 409: the thing's state forbids the change
+    # Other content types the answer may come in besides JSON (picked by a query parameter,
+    # e.g. ?format=csv): documented as text bodies.
+    media: tuple[str, ...] = ()
+    # Tenant-owned working data (cards, campaigns, leads): the tenant's own tokens may
+    # change it too, not only the site and the tenant's reseller (as for limits).
+    tenant_writes: bool = False
 
     def __post_init__(self) -> None:
         where = f"{self.method} {self.path}"
@@ -88,6 +98,8 @@ class Route:
             raise ValueError(f"{where}: a filtered list declares the ?tenant= parameter")
         if self.writes and self.scope not in (Scope.TENANT, Scope.SITE):
             raise ValueError(f"{where}: a change must be tenant-scoped or site-only")
+        if self.tenant_writes and not (self.writes and self.scope is Scope.TENANT):
+            raise ValueError(f"{where}: tenant_writes is for changes of tenant-scoped data")
         for name, param in (*self.path_params.items(), *self.query.items()):
             check_supported(param.schema, f"{where} {name}")
             _check_example(param.schema, param.example, f"{where} {name}")

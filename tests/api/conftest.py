@@ -5,6 +5,7 @@ the shipped hardware profiles and a device registry fed with AMI-shaped events."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,14 +15,28 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from dialer.campaign import Campaign
+from dialer.campaign_store import CampaignStore
+from dialer.keys import CampaignKeys
+from dialer.lead_store import LeadRow, LeadStore
 from gateway.api import API_ROUTES, ApiDeps, LiveCall, Route, create_token, mount_api
 from gateway.devices import DeviceRegistry
 from gateway.http_api import Check, build_app
 from gateway.metrics import Metrics
 from hw_profiles import ProfileSet, load_profiles
 from limits import CallRequest, Direction, EmergencyNumbers, LimitsService
+from prepaid.batches import BatchService, BatchSpec
+from prepaid.clock import SystemClock
+from prepaid.keys import CDR_STREAM
+from prepaid.pins import PinHasher
+from prepaid.rateplan_csv import parse_text
+from prepaid.rateplan_store import RatePlanStore
+from prepaid.rating import PlanSettings
 
 SITE = "test"
+PIN_SECRET = b"api-test-pin-secret"
+PLAN = "standard"  # the example plan of the rates routes
+CAMPAIGN = "spring"  # the example campaign of the campaign routes
 
 # The tenants of every scenario: A and B are unrelated; `resell` resells to `resell-sub`
 # (which resells to `resell-subsub`), `resell-other` is not beneath it.
@@ -102,7 +117,7 @@ async def make_api(redis_client: aioredis.Redis, profiles: ProfileSet,
                                "UserAgent": "Yealink SIP-T46U 108.86.0.20"})
         live: list[LiveCall] = []
         deps = ApiDeps(redis=redis_client, site=SITE, limits=limits, profiles=profiles,
-                       devices=registry, live_calls=lambda: live)
+                       devices=registry, live_calls=lambda: live, pin_secret=PIN_SECRET)
         deps = replace(deps, **overrides)
         app = build_app(Metrics(), _no_checks)
         mount_api(app, deps)
@@ -141,7 +156,40 @@ async def world(api: Api) -> Api:
                                  (f"PJSIP/{tenant}-100-0000000{i}",), True, "100", "4930123456"))
     await s.set_trunk_limit("pri-span-1", 30)
     api.live.append(LiveCall("ast1", "1700000099.1", "", ("PJSIP/trunk-00000099",), False))
+    await add_prepaid_and_dialer(api.redis, (A, B, RESELLER, SUB, SUBSUB, OTHER))
     return api
+
+
+async def add_prepaid_and_dialer(client: aioredis.Redis, tenants: Sequence[str]) -> None:
+    """Each tenant gets a card, a CDR of a call that ended a minute ago and a campaign
+    with one lead; the site gets the example rate plan."""
+    clock = SystemClock()
+    plans = RatePlanStore(client, clock)
+    settings = PlanSettings.from_config({"currency": "EUR"})
+    await plans.save(PLAN, settings, parse_text("prefix,destination,rate\n33,France,0.05\n",
+                                                settings).entries)
+    batches = BatchService(client, PinHasher(PIN_SECRET), clock)
+    campaigns = CampaignStore(client)
+    leads = LeadStore(client)
+    end_ms = int((time.time() - 60) * 1000)
+    for i, tenant in enumerate(tenants):
+        issued = await batches.create(BatchSpec(1, 1000, "EUR", PLAN, tenant, sold=True))
+        cdr = cdr_for(tenant, issued.cards[0].number, f"cdr-{tenant}", end_ms + i)
+        await client.xadd(CDR_STREAM, {"cdr": json.dumps(cdr)}, id=f"{end_ms + i}-0")
+        await campaigns.put(Campaign(tenant, CAMPAIGN, agent_queue=f"{tenant}-agents"))
+        await leads.import_batch(CampaignKeys(tenant, CAMPAIGN), [
+            LeadRow(f"+1202555{i:04d}", ("America/New_York",), 2, time.time())])
+
+
+def cdr_for(tenant: str, card: str, call_id: str, end_ms: int) -> dict[str, Any]:
+    return {"session_id": f"{card}~00000000{end_ms % 10**8:08d}", "call_id": call_id,
+            "account": card, "tenant": tenant, "caller": "100", "destination": "33142685300",
+            "prefix": "33", "destination_name": "France", "plan": PLAN, "currency": "EUR",
+            "rate": 50000, "band": "peak", "start_ms": end_ms - 70_000,
+            "answer_ms": end_ms - 60_000, "end_ms": end_ms, "duration_s": 60,
+            "billable_s": 60, "free_s": 0, "net": 5, "taxes": [], "total": 5, "charge": 5,
+            "uncollected": 0, "balance_after": 995, "hangup_cause": 16, "ended_by": "caller",
+            "emergency": False, "gateway": "gw1"}
 
 
 async def redis_state(client: aioredis.Redis, *, skip: str = ":api:") -> dict[str, Any]:

@@ -89,3 +89,12 @@ def test_a_declaration_cannot_promise_what_is_not_enforced() -> None:
     with pytest.raises(ValueError, match="tenant-scoped or site-only"):
         Route("PUT", "/v1/x", "x", "x", "x", _noop, ALL_ROLES, Scope.ANY_TOKEN,
               {"type": "object"})
+
+
+async def test_the_cdr_export_documents_its_csv_and_json_lines_answers(api: Api) -> None:
+    doc = await _doc(api)
+    content = doc["paths"]["/v1/cdrs"]["get"]["responses"]["200"]["content"]
+    assert set(content) == {"application/json", "text/csv", "application/x-ndjson"}
+    patch = doc["paths"]["/v1/tenants/{tenant}/campaigns/{campaign}"]["patch"]
+    assert "supervisor" in patch["x-callgate-roles"]
+    assert "own tokens" in patch["description"]

@@ -42,7 +42,8 @@ async def test_wallboard_follows_calls_placed_through_the_daemon(
     await expect(acme.locator('[data-counter="total"] .used')).to_have_text("0")
     await expect(acme.locator('[data-counter="total"] .limit')).to_have_text("4")
     await expect(board.locator("#campaigns-section")).to_be_visible()  # the dialer runs
-    await expect(board.locator("#cards-section")).to_be_hidden()
+    await expect(board.locator("#cards-section")).to_be_visible()  # prepaid runs too
+    await expect(board.locator("#cards-section tr[data-card]")).to_have_count(0)
 
     calls = [stack.place(STAY_UP) for _ in range(3)] + [stack.place(STAY_UP, "globex")]
     decided = await asyncio.gather(*(stack.decided(c) for c in calls))

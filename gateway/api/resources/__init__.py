@@ -7,7 +7,21 @@ and list the module's `ROUTES` below (or pass them to `mount_api(extra_routes=..
 
 from __future__ import annotations
 
-from gateway.api.resources import calls, hardware, limits_scopes, limits_tenants, meta, tokens
+from gateway.api.resources import (
+    calls,
+    campaigns,
+    cards,
+    cdrs,
+    click_to_call,
+    hardware,
+    leads,
+    limits_scopes,
+    limits_tenants,
+    meta,
+    rates,
+    tokens,
+    vouchers,
+)
 from gateway.api.routes import Route
 
 DEFAULT_ROUTES: tuple[Route, ...] = (
@@ -17,4 +31,11 @@ DEFAULT_ROUTES: tuple[Route, ...] = (
     *limits_scopes.ROUTES,
     *calls.ROUTES,
     *hardware.ROUTES,
+    *click_to_call.ROUTES,
+    *cards.ROUTES,
+    *vouchers.ROUTES,
+    *rates.ROUTES,
+    *cdrs.ROUTES,
+    *campaigns.ROUTES,
+    *leads.ROUTES,
 )
