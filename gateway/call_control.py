@@ -30,6 +30,8 @@ from ami.client import AmiClient
 from gateway.agi import AgiError, AgiRequest, AgiSession, Decision, Router, apply_decision
 from gateway.agi.decision import LEASE_VAR, REQUEST_VAR
 from gateway.call_args import call_request, decode_request, encode_request
+from gateway.devices.enforcement import DeviceGate
+from gateway.event_owner import EventOwnership
 from gateway.metrics import Metrics
 from limits import (
     BackendUnavailable,
@@ -55,6 +57,15 @@ class AsteriskView(Protocol):
     channels: ChannelTable
 
 
+class CardCalls(Protocol):
+    """gateway.prepaid_calls.PrepaidCalls as seen from here (`card=` calls)."""
+
+    async def authorize_card(self, req: AgiRequest, call: CallRequest, card: str,
+                             granted: Decision) -> Decision: ...
+
+    async def release(self, lease: str, call_id: str = "") -> None: ...
+
+
 class CallControl:
     def __init__(
         self,
@@ -64,8 +75,10 @@ class CallControl:
         events: EventSink | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        devices: DeviceGate | None = None,
     ) -> None:
         self._limits = limits
+        self._devices = devices  # desk phones: device scope from the profile, device_offline
         self._asterisks = dict(asterisks)
         self._metrics = metrics
         self._events = events
@@ -73,8 +86,10 @@ class CallControl:
         self._keeper: asyncio.Task[None] | None = None
         self._reconcile_wanted = asyncio.Event()
         self._reconciler: asyncio.Task[None] | None = None
+        self.owners: EventOwnership | None = None  # several gateways: see use_event_owner
         self.last_reconcile: ReconcileReport | None = None
         self.reconcile_count = 0
+        self.cards: CardCalls | None = None  # prepaid card= calls, set by wiring
         single = list(self._asterisks)
         self._origin = single[0] if len(single) == 1 else ""
 
@@ -83,6 +98,12 @@ class CallControl:
     def register(self, router: Router) -> None:
         router.register("authorize", self.authorize)
         router.register("release", self.release_route)
+
+    def use_event_owner(self, owners: EventOwnership) -> None:
+        """Reconcile and sweep only as the event owner (gateway/event_owner.py), and
+        reconcile at once on becoming it: calls may have ended while no one owned."""
+        self.owners = owners
+        owners.on_gain(lambda _asterisk, _epoch: self._reconcile_wanted.set())
 
     def start(self) -> None:
         for name, link in self._asterisks.items():
@@ -117,9 +138,26 @@ class CallControl:
             await self._answer(session, Decision.deny("bad_request", 21), None)
             return
         with structlog.contextvars.bound_contextvars(tenant=call.tenant):
+            if self._devices is not None:
+                call, refusal = await self._devices.prepare(call, req.channel)
+                if refusal is not None:
+                    await self._answer(session, refusal, call)
+                    return
             decision = await self._limits.authorize(call)
-            extra = [(REQUEST_VAR, encode_request(call))] if decision.allowed else []
-            await self._answer(session, _agi_decision(decision), call, decision, extra)
+            answer = _agi_decision(decision)
+            if req.args.get("card"):  # one lease holds the slots and the card's session
+                answer = await self._card_decision(req, call, answer)
+            extra = [(REQUEST_VAR, encode_request(call))] if answer.result == "ALLOW" else []
+            await self._answer(session, answer, call, decision, extra)
+
+    async def _card_decision(self, req: AgiRequest, call: CallRequest,
+                             granted: Decision) -> Decision:
+        if self.cards is None:
+            log.warning("authorize_card_without_prepaid", card=req.args.get("card"))
+            if granted.lease:
+                await self._limits.release(granted.lease, by="prepaid_off")
+            return Decision.deny("bad_request", 21)
+        return await self.cards.authorize_card(req, call, req.args["card"], granted)
 
     async def release_route(self, req: AgiRequest, session: AgiSession) -> None:
         """From the `h` extension; a no-op if the AMI Hangup already released the lease."""
@@ -127,6 +165,8 @@ class CallControl:
         lease = req.args.get("lease", "")
         freed = await self._limits.release(lease, by="agi")
         log.info("release_route", lease=lease, freed=freed)
+        if self.cards is not None and lease:
+            await self.cards.release(lease, req.call_id)
 
     async def _answer(
         self,
@@ -142,6 +182,8 @@ class CallControl:
             if decision.lease:  # the channel never learnt its lease: give the slots back
                 freed = await self._limits.release(decision.lease, by="agi_failed")
                 log.warning("decision_not_delivered", lease=decision.lease, freed=freed)
+                if self.cards is not None:
+                    await self.cards.release(decision.lease)
             raise
         self._metrics.decisions.labels(result=decision.result, reason=decision.reason).inc()
         fields: dict[str, Any] = {
@@ -202,7 +244,7 @@ class CallControl:
                     log.warning("lease_renew_gone", leases=list(report.gone)[:20],
                                 count=len(report.gone))
                     self._reconcile_wanted.set()
-                if self._all_logged_in():
+                if self._all_logged_in() and (self.owners is None or self.owners.owns_any()):
                     await self._limits.expire_due()
             except BackendUnavailable as exc:
                 log.warning("lease_keeper_backend_down", error=str(exc))
@@ -229,12 +271,17 @@ class CallControl:
         """Rebuild counters from what every Asterisk says is up; skipped (and retried on
         the next login) unless every configured Asterisk answers, since a call on an
         unreachable server would otherwise lose its slot."""
-        if not self._asterisks or not self._all_logged_in():
+        names, origins = self._reconcile_scope()
+        if self._asterisks and not names:
+            log.info("reconcile_skipped", reason="not the event owner of any Asterisk")
+            return None
+        if not names or not all(self._asterisks[n].client.logged_in for n in names):
             log.info("reconcile_postponed", reason="not every AMI session is logged in")
             return None
         as_of = self._clock()
         live: dict[str, CallRequest | None] = {}
-        for name, link in self._asterisks.items():
+        for name in names:
+            link = self._asterisks[name]
             try:
                 result = await link.client.action(
                     "Status", [("Variables", f"{LEASE_VAR},{REQUEST_VAR}")]
@@ -253,7 +300,7 @@ class CallControl:
                 if lease:
                     req = decode_request(variables.get(REQUEST_VAR, ""))
                     live[lease] = live.get(lease) or req
-        report = await self._limits.reconcile(live, as_of=as_of)
+        report = await self._limits.reconcile(live, as_of=as_of, origins=origins)
         self.last_reconcile = report
         self.reconcile_count += 1
         if report.fixed:
@@ -262,6 +309,15 @@ class CallControl:
             log.info("reconcile_clean", live_leases=len(live), renewed=report.renewed,
                      skipped_young=report.skipped_young)
         return report
+
+
+    def _reconcile_scope(self) -> tuple[list[str], set[str] | None]:
+        """Asterisks to reconcile and the lease origins to judge: every one (and leases
+        of unknown origin) when this gateway owns all or ownership is off, else its own."""
+        if self.owners is None or self.owners.owns_all():
+            return list(self._asterisks), None
+        owned = [n for n in self._asterisks if self.owners.is_owner(n)]
+        return owned, set(owned)
 
 
 class _EndedListener:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.commands import campaign, hw, limit, token
+from gateway.commands import calls, campaign, card, cdr, hw, limit, rate, token, top, voucher
 from gateway.config import Config, ConfigError, load_config
 
 EXIT_OK = 0
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default="./state/demo", help="where the demo keeps Redis data")
     p.set_defaults(func=_cmd_demo)
 
-    for group in (campaign, hw, limit, token):
+    for group in (calls, campaign, card, cdr, hw, limit, rate, token, top, voucher):
         group.add_parser(sub)
 
     return parser

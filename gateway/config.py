@@ -84,6 +84,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class PrepaidConfig:
+    # Keyed hash of card PINs and voucher codes (16+ characters); the CLI that creates
+    # cards and the daemon that checks PINs must share it. Empty: no PIN, no vouchers.
+    pin_secret: str = ""
+    pin_tries: int = 3  # PIN attempts per call in the prepaid IVR
+    card_failures: int = 5  # wrong PINs on one card within an hour lock it ...
+    caller_failures: int = 10  # ... or, from one caller id, lock that caller
+    lock_seconds: int = 1800
+    prompt_channel: str = "Local/warning@gw-prompt-player"  # warning prompt (ChanSpy)
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     state_dir: str = "./state"
     shutdown_timeout: float = 10.0
@@ -101,6 +113,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    prepaid: PrepaidConfig = field(default_factory=PrepaidConfig)
     mqtt: MqttConfig | None = None
     asterisk: tuple[AsteriskConfig, ...] = ()
     source: str = "<defaults>"
@@ -113,14 +126,15 @@ _SECTIONS: dict[str, type[Any]] = {
     "http": HttpConfig,
     "daemon": DaemonConfig,
     "limits": LimitsConfig,
+    "prepaid": PrepaidConfig,
     "mqtt": MqttConfig,
     "asterisk": AsteriskConfig,
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("limits", "redis_down_policy"): ("fail_closed", "fail_open"),
+    ("limits", "unknown_tenant"): ("allow", "refuse"),
     ("daemon", "log_level"): ("debug", "info", "warning", "error"),
     ("daemon", "log_format"): ("auto", "json", "console"),
-    ("limits", "unknown_tenant"): ("allow", "refuse"),
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -336,10 +350,17 @@ def _check_semantics(cfg: Config, loc: _KeyLocator) -> None:
         ("agi", "request_timeout", cfg.agi.request_timeout),
         ("daemon", "shutdown_timeout", cfg.daemon.shutdown_timeout),
         ("limits", "lease_ttl", cfg.limits.lease_ttl),
+        ("prepaid", "pin_tries", cfg.prepaid.pin_tries),
+        ("prepaid", "card_failures", cfg.prepaid.card_failures),
+        ("prepaid", "caller_failures", cfg.prepaid.caller_failures),
+        ("prepaid", "lock_seconds", cfg.prepaid.lock_seconds),
     )
     for section, key, number in positive:
         if number <= 0:
             raise ConfigError(loc.where(section, key) + f"'{key}' must be greater than 0")
+    if cfg.prepaid.pin_secret and len(cfg.prepaid.pin_secret.encode()) < 16:
+        raise ConfigError(loc.where("prepaid", "pin_secret")
+                          + "'pin_secret' must be at least 16 characters")
 
 
 class _KeyLocator:

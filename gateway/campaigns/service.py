@@ -53,8 +53,9 @@ from gateway.campaigns.live_stats import (
     stats_payload,
     write_stats,
 )
-from gateway.campaigns.placer import AmiApology, AmiCallPlacer
+from gateway.campaigns.placer import AmiApology, AmiCallPlacer, DeviceLookup
 from gateway.campaigns.settings import DialerSettings
+from gateway.event_owner import EventOwnership
 from gateway.metrics import Metrics
 from limits import LimitsService
 
@@ -108,6 +109,7 @@ class CampaignService:
         settings: DialerSettings | None = None,
         clock: Clock | None = None,
         owner: str | None = None,
+        devices: DeviceLookup | None = None,
     ) -> None:
         self.site = site
         self.settings = settings or DialerSettings()
@@ -119,8 +121,9 @@ class CampaignService:
         self.owner = owner or f"{site}-{uuid.uuid4().hex[:12]}"
         self.store = CampaignStore(redis)
         self.book = CallBook()
+        # devices: the desk-phone registry, for a preview agent's auto-answer header.
         self.placer = AmiCallPlacer(limits, self._asterisks, self.book, self.settings,
-                                    self._clock)
+                                    self._clock, devices=devices)
         self.apology = AmiApology(self._asterisks, self.book, self.settings)
         self._handles: dict[tuple[str, str], CampaignHandle] = {}
         self._refused: dict[tuple[str, str], str] = {}
@@ -139,6 +142,9 @@ class CampaignService:
             "callgate_dialer_placements", "Dialer placements: placed, or the refusal reason",
             ["result"], registry=metrics.registry)
         self._counted: dict[str, int] = {}
+        # Several gateways: only an event owner paces (gateway/event_owner.py); the
+        # others stop renewing the campaign leases, so an owner's runners take them.
+        self.event_owner: EventOwnership | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -254,6 +260,10 @@ class CampaignService:
     async def _tick_loop(self, h: CampaignHandle) -> None:
         bound = log.bind(tenant=h.tenant, campaign=h.campaign_id)
         while not self._stop.is_set():
+            if self.event_owner is not None and self.event_owner.asterisks \
+                    and not self.event_owner.owns_any():
+                await self._pause(self.settings.tick_s)
+                continue
             h.ticks_started += 1
             number, at = h.ticks_started, self._clock.now()
             try:
