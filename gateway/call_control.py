@@ -200,9 +200,9 @@ class CallControl:
         event = {
             "ok": "limit_allowed", "emergency": "limit_emergency", "surcharge": "limit_surcharge",
         }.get(decision.reason, "limit_denied")
-        (log.warning if event in ("limit_denied", "limit_emergency") else log.info)(
-            event, **fields
-        )
+        # limits/ (or the part that refused: devices, prepaid) logged the decision itself;
+        # one line per decision, so this is only for tracing the AGI side.
+        log.debug("agi_decision_sent", **fields)
         if self._events is not None and call is not None:
             kind = {
                 "limit_allowed": "call.authorized", "limit_emergency": "emergency",

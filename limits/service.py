@@ -367,21 +367,25 @@ class LimitsService:
 
     def _decision(self, req: CallRequest, lease_id: str, emergency: bool,
                   got: Acquired) -> Decision:
+        # The one log line of the decision (the gateway's routes add none): everything an
+        # operator needs to tell why, on the line itself.
+        call: dict[str, Any] = {"tenant": req.tenant, "call_id": req.call_id,
+                                "direction": req.direction.value}
+        call.update((k, v) for k, v in (("dest", req.dest), ("trunk", req.trunk),
+                                        ("number", req.number), ("device", req.device)) if v)
         if not got.held:
             reason = Reason(got.status)
             scope = got.scopes[0]
-            self._log.info("limit_denied", reason=reason.value, scope=scope, limit=got.limit,
-                           in_use=got.in_use, tenant=req.tenant, call_id=req.call_id,
-                           direction=req.direction.value)
+            self._log.info("limit_denied", reason=reason.value, cause=CAUSES[reason],
+                           scope=scope, limit=got.limit, in_use=got.in_use, **call)
             return Decision.deny(reason, scope)
         reason = _STATUS_REASON.get(got.status, Reason.OK)
         decision = Decision(Result.ALLOW, reason, CAUSES[reason], lease_id,
                             surcharge=reason is Reason.SURCHARGE,
                             emergency=reason is Reason.EMERGENCY, held=got.scopes)
-        ctx: dict[str, Any] = {"lease": lease_id, "tenant": req.tenant, "call_id": req.call_id,
-                               "direction": req.direction.value}
+        ctx: dict[str, Any] = {"lease": lease_id, **call}
         if emergency:
-            self._log.warning("limit_emergency", dest=req.dest, **ctx)
+            self._log.warning("limit_emergency", **ctx)
         elif decision.surcharge:
             self._log.info("limit_surcharge", surcharged=list(got.surcharged), **ctx)
         else:
