@@ -18,6 +18,7 @@ from aiohttp import web
 from ami import AmiClient, AmiSettings, ChannelTable
 from gateway.agi import AgiServer, Router
 from gateway.api import ApiDeps, live_calls_from_tables, mount_api
+from gateway.api.resources.preview import PreviewDesk
 from gateway.call_control import CallControl
 from gateway.call_events import CallEvents
 from gateway.campaigns import CampaignService
@@ -71,6 +72,7 @@ class Services:
     prepaid: PrepaidCalls | None = None  # card calls: .service .cards .pins .vouchers ...
     prepaid_clock: Clock | None = None  # tests: a faster clock for the debit ticker
     owners: EventOwnership | None = None  # which Asterisks' once-only duties are ours
+    preview: PreviewDesk | None = None  # preview offers for the API and MQTT commands
 
     @property
     def agi_port(self) -> int:
@@ -107,6 +109,9 @@ class Services:
         self.contact_lookup = ContactLookup(self.devices, self.asterisks)
         self.contact_lookup.start()
         for link in self.asterisks.values():
+        self.preview = PreviewDesk(self.campaigns, self.mqtt)
+        if self.mqtt_commands is not None:  # preview offer/accept/skip over MQTT
+            self.mqtt_commands.preview = self.preview
             link.client.on_resync(lambda _items: self.owners.poke() if self.owners else None)
             link.client.start()
         self.owners.start()
@@ -122,6 +127,7 @@ class Services:
             pin_secret=self.config.prepaid.pin_secret.encode() or None,
         ))
         mount_wallboard(app, WallboardDeps(
+            preview=self.preview,
             redis=self.redis, site=self.config.site.name, limits=self.limits,
             decisions=self.decisions,
             low_cards=self.prepaid.low_cards if self.prepaid is not None else None,

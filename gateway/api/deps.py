@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.api.live_calls import LiveCallsProvider
 from gateway.api.tokens import RedisClient, TokenStore
@@ -19,6 +19,9 @@ from gateway.devices import DeviceRegistry
 from gateway.devices.dialing import ClickToCall
 from hw_profiles import ProfileSet
 from limits import LimitsService
+
+if TYPE_CHECKING:  # the resource module imports the routes, which import this module
+    from gateway.api.resources.preview import PreviewDesk
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ApiDeps:
     devices: DeviceRegistry | None = None
     click_to_call: ClickToCall | None = None  # AMI Originate to a desk phone
     live_calls: LiveCallsProvider | None = None
+    preview: PreviewDesk | None = None  # the dialer's preview offers (CampaignService)
     # [prepaid] pin_secret: card batches and vouchers store PINs/codes as its keyed hash.
     pin_secret: bytes | None = None
     clock: Callable[[], float] = time.time

@@ -1,4 +1,4 @@
-"""Text for `callgate hw list|show|validate`; argparse wiring lives in gateway.cli.
+"""Text for `callgate hw list|show|validate|devices`; argparse wiring lives in gateway.cli.
 
 Each view returns the text to print and the exit code, so the CLI stays a thin shell and
 the views are tested without a subprocess.
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from gateway.devices.registry import DeviceSnapshot
 from hw_profiles import (
     SHIPPED_DIR,
     AnyProfile,
@@ -37,6 +38,31 @@ def hw_list(profiles: ProfileSet) -> CliResult:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
+    return CliResult("\n".join(lines) + "\n", 0)
+
+
+def hw_devices(listings: Sequence[tuple[str, Sequence[DeviceSnapshot]]]) -> CliResult:
+    """The desk phones each Asterisk knows, one line per phone: endpoint, contact,
+    User-Agent, matched profile, registered or not, calls in progress / call appearances.
+    `listings` holds (asterisk name, its devices); the ASTERISK column shows only when
+    there are several."""
+    several = len(listings) > 1
+    header = (*(("ASTERISK",) if several else ()), "ENDPOINT", "REGISTERED", "CONTACT",
+              "USER-AGENT", "PROFILE", "CALLS")
+    rows: list[tuple[str, ...]] = [header]
+    for asterisk, devices in listings:
+        for d in sorted(devices, key=lambda d: d.endpoint):
+            contact = next((c.uri for c in d.contacts), "-")
+            profile = d.profile.name if d.profile_matched else f"{d.profile.name} (unmatched)"
+            rows.append((*((asterisk,) if several else ()), d.endpoint,
+                         "yes" if d.registered else "no", contact, d.user_agent or "-",
+                         profile, f"{d.calls_in_progress}/{d.call_limit}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    count = len(rows) - 1
+    registered = sum(d.registered for _, devs in listings for d in devs)
+    lines.append(f"{count} device{'s' if count != 1 else ''}, {registered} registered")
     return CliResult("\n".join(lines) + "\n", 0)
 
 

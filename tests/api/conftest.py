@@ -20,6 +20,8 @@ from dialer.campaign_store import CampaignStore
 from dialer.keys import CampaignKeys
 from dialer.lead_store import LeadRow, LeadStore
 from gateway.api import API_ROUTES, ApiDeps, LiveCall, Route, create_token, mount_api
+from gateway.api.resources.preview import PreviewDesk
+from gateway.campaigns import CampaignService
 from gateway.devices import DeviceRegistry
 from gateway.http_api import Check, build_app
 from gateway.metrics import Metrics
@@ -116,8 +118,12 @@ async def make_api(redis_client: aioredis.Redis, profiles: ProfileSet,
                                "ContactStatus": "Reachable", "RoundtripUsec": "1200",
                                "UserAgent": "Yealink SIP-T46U 108.86.0.20"})
         live: list[LiveCall] = []
+        # The dialer as the daemon builds it, with no Asterisk (never started: the preview
+        # routes reach its runners only for preview campaigns, which tests/e2e_dialer run).
+        dialer = CampaignService(SITE, redis_client, limits, {}, Metrics())
         deps = ApiDeps(redis=redis_client, site=SITE, limits=limits, profiles=profiles,
-                       devices=registry, live_calls=lambda: live, pin_secret=PIN_SECRET)
+                       devices=registry, live_calls=lambda: live, pin_secret=PIN_SECRET,
+                       preview=PreviewDesk(dialer))
         deps = replace(deps, **overrides)
         app = build_app(Metrics(), _no_checks)
         mount_api(app, deps)

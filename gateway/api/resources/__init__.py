@@ -18,6 +18,7 @@ from gateway.api.resources import (
     limits_scopes,
     limits_tenants,
     meta,
+    preview,
     rates,
     tokens,
     vouchers,
@@ -38,4 +39,5 @@ DEFAULT_ROUTES: tuple[Route, ...] = (
     *cdrs.ROUTES,
     *campaigns.ROUTES,
     *leads.ROUTES,
+    *preview.ROUTES,
 )

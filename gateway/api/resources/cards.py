@@ -1,5 +1,6 @@
 """Prepaid calling cards: batches for the printer, the list and one card, and the life
-cycle an operator drives (sell, top up, block, unblock).
+cycle an operator drives (sell, top up, block, unblock, unlock a PIN lock-out, bind a
+call-shop booth phone to a card and unbind it).
 
 Cards belong to a tenant (the call shop selling them) and live under its path. A card
 named in a path that is not that tenant's answers 404 card_not_found, as one that does
@@ -10,18 +11,23 @@ given as decimal text in the card's currency ("10.00") and answered both in mino
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gateway.api.access import Scope
 from gateway.api.domain import domain_errors, prepaid
+from gateway.api.errors import ApiError, not_found
 from gateway.api.routes import ALL_ROLES, Param, Reply, RequestContext, Route
 from gateway.api.schemas import NAME, OPT_NUMBER, TENANT_PARAM, TENANT_QUERY
 from gateway.api.tokens import Role
 from prepaid import keys
 from prepaid.batches import BatchSpec
 from prepaid.cards import Card, CardStatus
+from prepaid.clock import SystemClock
 from prepaid.control import check_warn_target
+from prepaid.errors import CardNotFound
 from prepaid.money import format_amount, parse_amount
+from prepaid.pins import PinGuard, PinHasher
 
 # Call shops sell their own cards: a tenant's admin/operator token changes them too.
 CARD_CHANGERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.RESELLER})
@@ -123,6 +129,32 @@ TOPPED: dict[str, Any] = {
 BLOCK: dict[str, Any] = {
     "type": "object", "additionalProperties": False,
     "properties": {"reason": {"type": "string", "maxLength": 200}},
+}
+
+
+BOOTH_ID: dict[str, Any] = {"type": "string", "pattern": keys._ID_RE.pattern,
+                            "description": "the booth phone, e.g. booth-3"}
+BIND: dict[str, Any] = {
+    "type": "object", "required": ["device"], "additionalProperties": False,
+    "properties": {"device": BOOTH_ID,
+                   "hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 720,
+                             "description": "the binding lasts this long (default 4)"}},
+}
+UNBIND: dict[str, Any] = {
+    "type": "object", "required": ["device"], "additionalProperties": False,
+    "properties": {"device": BOOTH_ID},
+}
+BOOTH: dict[str, Any] = {
+    "type": "object", "required": ["device", "card", "bound"], "additionalProperties": False,
+    "properties": {"device": {"type": "string"}, "card": {"type": "string"},
+                   "bound": {"type": "boolean"},
+                   "expires": {**OPT_NUMBER, "description": "epoch seconds; bound only"}},
+}
+UNLOCKED: dict[str, Any] = {
+    "type": "object", "required": ["was_locked", "card"], "additionalProperties": False,
+    "properties": {"was_locked": {"type": "boolean",
+                                  "description": "false: the card was not locked out"},
+                   "card": CARD},
 }
 
 
@@ -237,16 +269,77 @@ async def topup_card(ctx: RequestContext) -> Reply:
     return Reply({"applied": res.applied, "card": card_json(await cards.get(account))})
 
 
+async def unlock_card(ctx: RequestContext) -> Reply:
+    """Lift a PIN lock-out (too many wrong PINs) and forget the failures, as `callgate
+    card unlock`."""
+    pp = prepaid(ctx)
+    card = await pp.cards.get(ctx.path["card"], ctx.path["tenant"])
+    was_locked = bool(await ctx.deps.redis.exists(keys.card_pinlock(card.id)))
+    secret = ctx.deps.pin_secret
+    assert secret is not None  # the route needs pin_secret
+    await PinGuard(ctx.deps.redis, PinHasher(secret), SystemClock()).unlock(card.id)
+    ctx.log.info("api_card_unlocked", card=card.id, tenant=card.tenant, was_locked=was_locked,
+                 by=ctx.caller.token_id)
+    return Reply({"was_locked": was_locked, "card": card_json(card)})
+
+
+async def _booth_owner(ctx: RequestContext, device: str) -> tuple[str | None, str | None]:
+    """(card, its tenant) the booth is bound to now, if any."""
+    cards = prepaid(ctx).cards
+    account = await cards.booth_card(device)
+    if account is None:
+        return None, None
+    try:
+        return account, (await cards.get(account)).tenant
+    except CardNotFound:  # bound to a card since deleted: as good as unbound
+        return account, None
+
+
+async def bind_booth(ctx: RequestContext) -> Reply:
+    """Booth ids are the site's (one shop's phones); a booth bound to another tenant's
+    card is refused rather than taken over, so one tenant cannot move another's calls
+    onto its own card."""
+    cards = prepaid(ctx).cards
+    tenant, device = ctx.path["tenant"], ctx.body["device"]
+    card = await cards.get(ctx.path["card"], tenant)
+    _, owner = await _booth_owner(ctx, device)
+    if owner is not None and owner != tenant:
+        raise ApiError(409, "booth_taken", f"booth {device!r} is bound to a card of another "
+                       "tenant; that tenant (or the site) must unbind it first")
+    ttl_s = int(float(ctx.body.get("hours", 4.0)) * 3600)
+    await cards.bind_booth(device, card.id, ttl_s)
+    ctx.log.info("api_booth_bound", booth=device, card=card.id, tenant=tenant, ttl_s=ttl_s,
+                 by=ctx.caller.token_id)
+    return Reply({"device": device, "card": card.id, "bound": True,
+                  "expires": round(time.time() + ttl_s, 3)})
+
+
+async def unbind_booth(ctx: RequestContext) -> Reply:
+    """Only a binding to this very card is ended: a booth bound to another card (of this
+    tenant or another) answers 404 booth_not_bound and stays as it is."""
+    cards = prepaid(ctx).cards
+    tenant, device = ctx.path["tenant"], ctx.body["device"]
+    card = await cards.get(ctx.path["card"], tenant)
+    account, _ = await _booth_owner(ctx, device)
+    if account != card.id:
+        raise not_found("booth_not_bound", f"booth {device!r} is not bound to card {card.id}")
+    await cards.unbind_booth(device)
+    ctx.log.info("api_booth_unbound", booth=device, card=card.id, tenant=tenant,
+                 by=ctx.caller.token_id)
+    return Reply({"device": device, "card": card.id, "bound": False})
+
+
 _ITEM = "/v1/tenants/{tenant}/cards/{card}"
 _PATH = {"tenant": TENANT_PARAM, "card": CARD_PARAM}
 
 
 def _action(verb: str, summary: str, handler: Any, body: dict[str, Any] | None = None,
-            example: Any = None, response: dict[str, Any] = CARD) -> Route:
-    return Route("POST", f"{_ITEM}/{verb}", f"{verb}_card", summary, "cards",
+            example: Any = None, response: dict[str, Any] = CARD,
+            needs: tuple[str, ...] = (), name: str = "") -> Route:
+    return Route("POST", f"{_ITEM}/{verb}", name or f"{verb}_card", summary, "cards",
                  domain_errors(handler), CARD_CHANGERS, Scope.TENANT, response,
                  path_params=_PATH, body=body, body_example=example, not_found=True,
-                 conflict=True, tenant_writes=True)
+                 conflict=True, tenant_writes=True, needs=needs)
 
 
 ROUTES = (
@@ -274,4 +367,10 @@ ROUTES = (
     _action("unblock", "Return a blocked card to use", unblock_card),
     _action("topup", "Add money to a card (once per reference)", topup_card, TOPUP,
             {"amount": "5.00", "reference": "R-1001"}, TOPPED),
+    _action("unlock", "Lift a PIN lock-out (too many wrong PINs)", unlock_card,
+            response=UNLOCKED, needs=("pin_secret",)),
+    _action("bind", "Charge a call-shop booth phone's calls to this card", bind_booth,
+            BIND, {"device": "booth-3", "hours": 4}, BOOTH, name="bind_booth"),
+    _action("unbind", "End a booth phone's binding to this card", unbind_booth,
+            UNBIND, {"device": "booth-3"}, BOOTH, name="unbind_booth"),
 )
