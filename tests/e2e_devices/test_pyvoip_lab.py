@@ -106,3 +106,18 @@ async def test_click_to_call_rings_the_virtual_phone_with_an_auto_answer_header(
         assert incoming.header(name) == value, incoming.headers
     assert incoming.answered.is_set()
     await asyncio.to_thread(incoming.call.hangup)
+
+
+async def test_virtual_phone_leaves_no_contact_behind_after_a_call(
+        pbx: LabPbx, registry: tuple[DeviceRegistry, _Link]) -> None:
+    """A call whose ACK Asterisk cannot match leaves 200 OK retransmissions queued, and
+    pyVoIP's deregister then takes one for its answer: the phone would stay registered."""
+    if not pbx.dest:
+        pytest.skip("set CALLGATE_LAB_DEST to an extension that answers (e.g. Echo())")
+    devices, _ = registry
+    with VirtualDeskPhone(pbx) as phone:
+        await _until(lambda: (d := devices.device(pbx.user)) is not None and d.registered)
+        call = await asyncio.to_thread(phone.call, pbx.dest)
+        await asyncio.sleep(2.0)  # long enough for Asterisk to retransmit an unACKed 200 OK
+        await asyncio.to_thread(call.hangup)
+    await _until(lambda: not (d := devices.device(pbx.user)) or not d.registered)

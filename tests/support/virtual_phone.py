@@ -20,6 +20,7 @@ The lab is named by environment variables (see README, "Lab PBX tests"):
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 import time
@@ -123,6 +124,8 @@ class VirtualDeskPhone:
         self._ringing = threading.Condition()
         self._phone = VoIPPhone(pbx.host, pbx.port, pbx.user, pbx.secret, myIP=pbx.my_ip,
                                 callCallback=self._on_call, sipPort=pbx.sip_port)
+        _fix_ack_to_tag(self._phone.sip)
+        _drain_before_deregister(self._phone.sip)
 
     def __enter__(self) -> VirtualDeskPhone:
         self.start()
@@ -172,6 +175,47 @@ class VirtualDeskPhone:
                 raise TimeoutError(f"{number} was not answered (state {call.state.value})")
             time.sleep(0.05)
         return call
+
+
+def _fix_ack_to_tag(sip: Any) -> None:
+    """pyVoIP 1.6.8 puts a fresh random To-tag on every ACK instead of the response's.
+
+    Against Asterisk 22 that ACK matches no dialog, so chan_pjsip retransmits its 200 OK
+    for 32 s and then drops the call; worse, pyVoIP's deregister reads whatever datagram
+    is queued first, takes a retransmitted 200 OK for its answer and stops while the
+    contact stays registered. The ACK must carry the To-tag of the response it answers
+    (RFC 3261 13.2.2.4 for 2xx, 17.1.1.3 otherwise).
+    """
+    original = sip.gen_ack
+
+    def gen_ack(response: Any) -> str:
+        message: str = original(response)
+        to_tag = response.headers["To"]["tag"]
+        to_line = f"To: {response.headers['To']['raw']};tag="
+        if not to_tag or to_line not in message:
+            return message
+        head, _, rest = message.partition(to_line)
+        return f"{head}{to_line}{to_tag}\r\n{rest.partition(chr(13) + chr(10))[2]}"
+
+    sip.gen_ack = gen_ack
+
+
+def _drain_before_deregister(sip: Any, settle: float = 0.3) -> None:
+    """pyVoIP 1.6.8's deregister takes the first datagram on the socket for the answer to
+    its REGISTER (Expires: 0). After a call that is typically Asterisk's 200 OK to the
+    phone's BYE, which pyVoIP sends without waiting: deregister then "succeeds" on it,
+    never answers the 401 challenge, and the contact stays registered on Asterisk until
+    it expires. Discard what is queued (waiting `settle` s for stragglers) first.
+    """
+    original = sip.deregister
+
+    def deregister() -> bool:
+        with sip.recvLock:
+            while select.select([sip.s], [], [], settle)[0]:
+                sip.s.recv(8192)
+        return bool(original())
+
+    sip.deregister = deregister
 
 
 def _host_port(text: str, default: int) -> tuple[str, int]:
