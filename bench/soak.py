@@ -9,8 +9,12 @@ What runs, for `--seconds` (default 600):
 - traffic: outbound calls arriving at `--rate` a second (Poisson), 3 tenants with an
   outbound limit each and a shared trunk with a channel limit, a few emergency calls;
   each allowed call stays up `--hold-min`..`--hold-max` seconds, then hangs up;
+  `--card-share` of the calls are prepaid card calls (`card=`) on `--cards` cards created
+  at the start with small balances (one cent a second), so concurrent calls share a card
+  and some are cut off by the gateway; a card found nearly empty is topped up now and
+  then (idempotent topups, counted from the card's credit records);
 - chaos, one fault every `--chaos-every` seconds, each kind once per round in random
-  order: kill -9 a gateway and start it
+  order: kill -9 a gateway (the event owner half of the time) and start it
   again a few seconds later; fail over a Redis master (kill it, its replica takes over,
   the old master comes back as a replica); drop every AMI connection.
 
@@ -21,8 +25,11 @@ At the end: traffic stops, every gateway is brought back, and then
   (must be 0; the time it took is printed);
 - slot leaks: every call is hung up; counters and leases left over after `--settle`
   seconds (must be 0);
-- money conservation error and double debits: prepaid traffic is not part of this soak
-  yet, so they are reported as "n/a (prepaid not in soak)", not as zeros.
+- money conservation error: once every call has ended and been settled (up to
+  `--settle` s), the sum over cards of |start + topups - balance - CDR charges| plus the
+  money still held (must be 0 minor units);
+- double debits: the gateways log each debit Redis applied (`prepaid_debited`, debug);
+  a (session, seq) applied more than once, across all gateway runs, is one (must be 0).
 
 Prints a human summary, then (last line) the same figures as one JSON object.
 Run: `.venv/bin/python bench/soak.py [--seconds 600] [--rate 4] [--chaos-every 20]`.
@@ -52,12 +59,23 @@ from typing import Any
 
 import structlog
 
-from gateway.redis_connect import connect_redis
+from gateway.redis_connect import RedisClient, connect_redis
 from limits import BackendUnavailable, EmergencyNumbers, LimitsService
+from prepaid import keys as prepaid_keys
+from prepaid.batches import BatchService, BatchSpec
+from prepaid.cards import CardService
+from prepaid.cdr import Cdr, CdrStore
+from prepaid.clock import SystemClock
+from prepaid.pins import PinHasher
+from prepaid.rateplan_csv import parse_text
+from prepaid.rateplan_store import RatePlanStore
+from prepaid.rating import PlanSettings
+from prepaid.replies import text
 from sim.dialplan import ContextConfig
 from sim.gateway_call import GatewayCall
 from sim.simulator import AsteriskSim
 from sim.world import WorldConfig
+from tests.e2e_multi.debit_audit import DebitAudit
 from tests.support.daemon import DaemonProcess, daemon_config, run_daemon
 from tests.support.redis_cluster import RedisClusterProcesses, redis_cluster
 
@@ -69,7 +87,9 @@ TENANT_LIMIT = 8
 TRUNK_LIMIT = 20
 STAY_UP = "150"  # the simulated far end answers and stays up
 EMERGENCY = "112"
-NA_PREPAID = "n/a (prepaid not in soak)"
+PLAN_CSV = f"prefix,destination,rate,increments\n{STAY_UP},Soak,0.60,1/1\n"  # 1 cent a second
+TOPUP = 100  # cents, when a card is found below TOPUP_BELOW (looked at every 10 s)
+TOPUP_BELOW = 10
 
 
 @dataclass
@@ -130,16 +150,22 @@ class Tally:
     agi_failed: int = 0
     chaos: Counter[str] = field(default_factory=Counter)
     live: list[tuple[GatewayCall, float]] = field(default_factory=list)  # call, hang-up at
+    card_attempted: int = 0
+    card_allowed: int = 0
+    topups: int = 0
 
 
 class Soak:
     def __init__(self, args: argparse.Namespace, cluster: RedisClusterProcesses,
-                 sim: AsteriskSim, gateways: list[Gateway], limits: LimitsService) -> None:
+                 sim: AsteriskSim, gateways: list[Gateway], limits: LimitsService,
+                 redis: RedisClient, cards: dict[str, tuple[str, int]]) -> None:
         self.args = args
         self.cluster = cluster
         self.sim = sim
         self.gateways = gateways
         self.limits = limits
+        self.redis = redis
+        self.cards = cards  # card -> (tenant, starting balance)
         self.rng = random.Random(args.seed)
         self.tally = Tally()
         self.stop = asyncio.Event()
@@ -156,14 +182,22 @@ class Soak:
             gw = self.rng.choice(up)
             number = EMERGENCY if self.rng.random() < 0.03 else STAY_UP
             tenant = self.rng.choice(TENANTS)
-            call = self.sim.place_call(number, context=f"out-{gw.name}",
-                                       variables={"TENANT": tenant})
+            mine = [c for c, (t, _) in self.cards.items() if t == tenant]
+            card = ""
+            if number != EMERGENCY and mine and self.rng.random() < self.args.card_share:
+                card = self.rng.choice(mine)
+                call = self.sim.place_call(number, context=f"card-{gw.name}",
+                                           variables={"TENANT": tenant, "CARD": card})
+                self.tally.card_attempted += 1
+            else:
+                call = self.sim.place_call(number, context=f"out-{gw.name}",
+                                           variables={"TENANT": tenant})
             self.tally.attempted += 1
-            task = asyncio.create_task(self._follow(call))
+            task = asyncio.create_task(self._follow(call, bool(card)))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
-    async def _follow(self, call: GatewayCall) -> None:
+    async def _follow(self, call: GatewayCall, card: bool = False) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(20.0):
                 while not call.var(call.g2, "CALLGATE_RESULT") and not call.ended.is_set():  # noqa: ASYNC110
@@ -171,6 +205,7 @@ class Soak:
         result = call.var(call.g2, "CALLGATE_RESULT")
         if result == "ALLOW":
             self.tally.allowed += 1
+            self.tally.card_allowed += card
             hold = self.rng.uniform(self.args.hold_min, self.args.hold_max)
             self.tally.live.append((call, time.monotonic() + hold))
         elif result == "DENY":
@@ -193,6 +228,21 @@ class Soak:
                 else:
                     keep.append((call, at))
             self.tally.live = keep
+
+    async def top_ups(self) -> None:
+        """Top up cards found nearly empty (a reference per topup: a retry after a Redis
+        error cannot count twice, and the card's credit records say what was applied)."""
+        cards = CardService(self.redis, SystemClock())
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 10.0)
+            for number in self.cards:
+                try:
+                    if (await cards.get(number)).balance < TOPUP_BELOW:
+                        self.tally.topups += 1
+                        await cards.topup(number, TOPUP, reference=f"soak-{self.tally.topups}")
+                except Exception as exc:  # chaos: counted from the credit records anyway
+                    print(f"topup of {number} failed: {exc!r}", flush=True)
 
     # -- chaos -------------------------------------------------------------------------
 
@@ -217,7 +267,11 @@ class Soak:
         up = [g for g in self.gateways if g.up]
         if len(up) < 2:
             return
+        owners = await asyncio.to_thread(self.owners)
         gw = self.rng.choice(up)
+        if owners and self.rng.random() < 0.5:  # the event owner: its card calls move over
+            gw = next((g for g in up if g.name == owners[0]), gw)
+            self.tally.chaos["gateway_kill_owner"] += 1
         await asyncio.to_thread(gw.kill)
         self.tally.chaos["gateway_kill"] += 1
         await asyncio.sleep(self.rng.uniform(2.0, 6.0))
@@ -284,6 +338,47 @@ class Soak:
         except BackendUnavailable:
             return -1
 
+    async def money(self) -> tuple[int, dict[str, Any]]:
+        """Sum over cards of |start + topups - balance - CDR charges| + money held."""
+        cards = CardService(self.redis, SystemClock())
+        store = CdrStore(self.redis)
+        charges: Counter[str] = Counter()
+        seen: set[str] = set()
+        try:
+            async for cdr in store.iter_range(0, 4e9):
+                if cdr.session_id not in seen:
+                    seen.add(cdr.session_id)
+                    charges[cdr.account] += cdr.charge
+            error, detail = 0, {}
+            for number, (_, start) in self.cards.items():
+                for sid, raw in (await store.pending(number)).items():  # not relayed yet
+                    if sid not in seen:
+                        seen.add(sid)
+                        charges[number] += Cdr.from_json(raw).charge
+                credits = await self.redis.hgetall(prepaid_keys.credits(number))
+                topped = sum(int(text(v).split(":")[0]) for v in credits.values())
+                card = await cards.get(number)
+                off = abs(start + topped - card.balance - charges[number]) + abs(card.held)
+                if off:
+                    detail[number] = {"start": start, "topups": topped,
+                                      "balance": card.balance, "held": card.held,
+                                      "charges": charges[number]}
+                error += off
+        except Exception as exc:  # Redis still healing: not settled yet
+            return 10**9, {"error": repr(exc)}
+        return error, detail
+
+    async def settle_money(self, timeout: float) -> tuple[int, dict[str, Any], float]:
+        started = time.monotonic()
+        error, detail = await self.money()
+        while error and time.monotonic() - started < timeout:
+            await asyncio.sleep(0.5)
+            error, detail = await self.money()
+        return error, detail, time.monotonic() - started
+
+    def debit_audit(self) -> DebitAudit:
+        return DebitAudit.from_logs(p for g in self.gateways for p in g.tmp.glob("*.log"))
+
     def owners(self) -> list[str]:
         return [g.name for g in self.gateways if g.owner_detail().startswith("this gateway")]
 
@@ -298,16 +393,35 @@ def build_gateways(tmp: Path, cluster: RedisClusterProcesses, sim: AsteriskSim,
     )
     gateways = []
     for name in ("a", "b"):
-        text, http_port, agi_port = daemon_config(tmp / name, redis_url=cluster.url,
-                                                  site=SITE, extra=extra)
-        text = text.replace('log_level = "debug"', 'log_level = "info"')
-        gateways.append(Gateway(name, tmp / name, text, http_port, agi_port, exits))
-        sim.add_context(ContextConfig(
-            f"out-{name}",
-            agi=f"agi://127.0.0.1:{agi_port}/authorize,tenant=${{TENANT}},direction=out,"
-                f"trunk={TRUNK}",
-        ))
+        # debug: each applied debit is logged (`prepaid_debited`), for the double-debit count
+        config, http_port, agi_port = daemon_config(tmp / name, redis_url=cluster.url,
+                                                    site=SITE, extra=extra)
+        gateways.append(Gateway(name, tmp / name, config, http_port, agi_port, exits))
+        agi = (f"agi://127.0.0.1:{agi_port}/authorize,tenant=${{TENANT}},direction=out,"
+               f"trunk={TRUNK}")
+        sim.add_context(ContextConfig(f"out-{name}", agi=agi))
+        # the gateway cuts a card call off when its money runs out; L() is a backstop
+        sim.add_context(ContextConfig(f"card-{name}", agi=f"{agi},card=${{CARD}}",
+                                      maxsec_margin=30))
     return gateways
+
+
+async def make_cards(redis: RedisClient, count: int, rng: random.Random
+                     ) -> dict[str, tuple[str, int]]:
+    """The rate plan (one cent a second) and `count` cards spread over the tenants, with
+    small balances: concurrent calls share them and some run out."""
+    clock = SystemClock()
+    settings = PlanSettings("EUR", warn_seconds=5)
+    await RatePlanStore(redis, clock).save("std", settings,
+                                           parse_text(PLAN_CSV, settings).entries)
+    batches = BatchService(redis, PinHasher(b"soak-pin-secret-0123456789"), clock)
+    cards: dict[str, tuple[str, int]] = {}
+    for i in range(count):
+        tenant, value = TENANTS[i % len(TENANTS)], rng.randint(20, 120)
+        issued = await batches.create(BatchSpec(count=1, value=value, currency="EUR",
+                                                plan="std", tenant=tenant, sold=True))
+        cards[issued.cards[0].number] = (tenant, value)
+    return cards
 
 
 async def run(args: argparse.Namespace, tmp: Path,
@@ -322,14 +436,15 @@ async def run(args: argparse.Namespace, tmp: Path,
             for tenant in TENANTS:
                 await limits.settings.set_tenant_limit(tenant, "outbound", TENANT_LIMIT)
             await limits.settings.set_trunk_limit(TRUNK, TRUNK_LIMIT)
+            cards = await make_cards(client, args.cards, random.Random(args.seed))
             for gw in gateways:
                 await asyncio.to_thread(gw.start)
-            soak = Soak(args, cluster, sim, gateways, limits)
+            soak = Soak(args, cluster, sim, gateways, limits, client, cards)
             print(f"soaking {args.seconds:.0f} s: {args.rate}/s calls, a fault every "
                   f"{args.chaos_every:.0f} s", flush=True)
             started = time.monotonic()
             tasks = [asyncio.create_task(soak.traffic()), asyncio.create_task(soak.hang_ups()),
-                     asyncio.create_task(soak.chaos())]
+                     asyncio.create_task(soak.chaos()), asyncio.create_task(soak.top_ups())]
             await asyncio.sleep(args.seconds)
             soak.stop.set()
             await asyncio.gather(*tasks)
@@ -345,6 +460,8 @@ async def run(args: argparse.Namespace, tmp: Path,
             await asyncio.sleep(0.5)
             leak, leak_diff, leak_s = await soak.settle(args.settle)
             leases = await soak.leases_left()
+            money, money_detail, money_s = await soak.settle_money(args.settle)
+            audit = soak.debit_audit()
             t = soak.tally
             return {
                 "seconds": round(ran, 1),
@@ -366,8 +483,17 @@ async def run(args: argparse.Namespace, tmp: Path,
                 "event_owner_takeovers": sum(g.log_events("event_owner_acquired")
                                              for g in gateways),
                 "gateway_starts": {g.name: g.starts for g in gateways},
-                "money_conservation_error": NA_PREPAID,
-                "double_debits": NA_PREPAID,
+                "card_calls_attempted": t.card_attempted,
+                "card_calls_allowed": t.card_allowed,
+                "cards": len(cards),
+                "card_topups": t.topups,
+                "prepaid_cut_offs": sum(g.log_events("prepaid_cut_off") for g in gateways),
+                "prepaid_adoptions": sum(g.log_events("prepaid_adopted") for g in gateways),
+                "debits_applied": sum(audit.applied.values()),
+                "money_conservation_error": money,
+                "money_detail": money_detail,
+                "money_settled_s": round(money_s, 1),
+                "double_debits": audit.double_debits,
             }
         finally:
             await sim.stop()
@@ -391,6 +517,9 @@ def main() -> int:
     p.add_argument("--settle", type=float, default=40.0,
                    help="seconds allowed to heal before drift and leaks are counted")
     p.add_argument("--seed", type=int, default=9)
+    p.add_argument("--card-share", type=float, default=0.3,
+                   help="share of the calls made with a prepaid card")
+    p.add_argument("--cards", type=int, default=9)
     args = p.parse_args()
     with quiet(), tempfile.TemporaryDirectory(prefix="callgate-soak-") as tmp_name:
         tmp = Path(tmp_name)
@@ -407,11 +536,18 @@ def main() -> int:
           f"(after {figures['leaks_settled_s']} s)")
     print(f"event owners at end {figures['event_owners_at_end']}, ownership acquisitions "
           f"{figures['event_owner_takeovers']}")
-    print(f"money conservation error: {figures['money_conservation_error']}; "
-          f"double debits: {figures['double_debits']}")
+    print(f"card calls attempted {figures['card_calls_attempted']}, allowed "
+          f"{figures['card_calls_allowed']} on {figures['cards']} cards, cut off "
+          f"{figures['prepaid_cut_offs']}, topups {figures['card_topups']}, debits applied "
+          f"{figures['debits_applied']}, adoptions of an Asterisk's calls "
+          f"{figures['prepaid_adoptions']}")
+    print(f"money conservation error: {figures['money_conservation_error']} minor units "
+          f"(settled in {figures['money_settled_s']} s); double debits: "
+          f"{figures['double_debits']}")
     print(json.dumps(figures, sort_keys=True))
     ok = figures["counter_drift"] == 0 and figures["slot_leaks"] == 0 \
-        and figures["leases_left"] == 0 and len(figures["event_owners_at_end"]) == 1
+        and figures["leases_left"] == 0 and len(figures["event_owners_at_end"]) == 1 \
+        and figures["money_conservation_error"] == 0 and figures["double_debits"] == 0
     return 0 if ok else 1
 
 

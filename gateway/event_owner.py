@@ -18,10 +18,24 @@ A gateway that cannot reach Redis stops believing it owns an Asterisk once the t
 live of its last confirmed claim (counted from when that claim was *sent*) has run out,
 before any other gateway can have taken the lease over.
 
+A gateway restarted after a crash need not wait for its dead predecessor's lease to run
+out: `gateway_identity(state_dir)` records each run's id in the state directory and
+names the previous run when its process is gone, and a lease held by that
+`predecessor` is taken over at once (with a new epoch). So a lone gateway is the owner
+again as soon as its AMI session is up, as it was before it died. (Two running gateways
+must not share one state directory; a predecessor still running is never named.)
+
 Users of ownership ask `is_owner(asterisk)` before each once-only action, and may react
 to changes with `on_gain(callback)` / `on_loss(callback)` (called as
 `callback(asterisk, epoch)`; a callback may be a coroutine function, it then runs as a
 task). Logs: `event_owner_acquired`, `event_owner_lost`.
+
+Work that Redis itself fences with the epoch (prepaid debits: debit.lua refuses an epoch
+older than the newest it has seen) asks `fencing_epoch(asterisk)` instead: besides while
+owner, it still gives the last epoch after ownership lapsed only because Redis could not
+be reached and no other holder has been seen since. A lone gateway cut off from Redis so
+keeps failing closed (a call whose paid time runs out is cut off) instead of letting its
+calls run unpaid, and once another gateway has taken over, Redis refuses the old epoch.
 """
 
 from __future__ import annotations
@@ -89,6 +103,7 @@ class EventOwnership:
         asterisks: Iterable[str],
         *,
         gateway_id: str | None = None,
+        predecessor: str | None = None,
         ttl: float = DEFAULT_TTL,
         registry: Any = None,
         eligible: Callable[[str], bool] | None = None,
@@ -97,6 +112,7 @@ class EventOwnership:
         if not ttl > 0:
             raise ValueError(f"event owner ttl must be positive, got {ttl!r}")
         self.gateway_id = gateway_id or new_gateway_id()
+        self.predecessor = predecessor or ""
         self.ttl = float(ttl)
         self.asterisks = tuple(dict.fromkeys(asterisks))
         self._redis = redis
@@ -107,6 +123,7 @@ class EventOwnership:
         self._eligible = eligible or (lambda _name: True)
         self._ineligible_since: dict[str, float] = {}
         self._held: dict[str, _Held] = {}
+        self._unreachable_epoch: dict[str, int] = {}  # lost only to Redis being unreachable
         self._seen: dict[str, tuple[int, str]] = {}
         self._on_gain: list[OwnerCallback] = []
         self._on_loss: list[OwnerCallback] = []
@@ -156,6 +173,15 @@ class EventOwnership:
         """This gateway's fencing token for `asterisk`, None unless it owns it."""
         held = self._held.get(asterisk)
         return held.epoch if held is not None and self.is_owner(asterisk) else None
+
+    def fencing_epoch(self, asterisk: str) -> int | None:
+        """The epoch to stamp Redis-fenced work with: this gateway's while owner (or while
+        its claim cannot be confirmed), and after ownership was lost to Redis being
+        unreachable until another holder is seen; None otherwise."""
+        held = self._held.get(asterisk)
+        if held is not None:  # owner, or lapsed with no answer from Redis yet
+            return held.epoch
+        return self._unreachable_epoch.get(asterisk)
 
     def state(self, asterisk: str) -> OwnerState:
         if self.is_owner(asterisk):
@@ -220,7 +246,7 @@ class EventOwnership:
             try:
                 reply = await asyncio.wait_for(
                     self._claim(keys=[self.lease_key(name), self.epoch_key(name)],
-                                args=[self.gateway_id, ttl_ms]),
+                                args=[self.gateway_id, ttl_ms, self.predecessor]),
                     timeout=self.ttl / 3)
             except (RedisError, OSError, TimeoutError) as exc:
                 if name in self._held and not self.is_owner(name):
@@ -244,6 +270,7 @@ class EventOwnership:
             else:
                 holder = _text(reply[2]) if len(reply) > 2 else ""
                 self._seen[name] = (epoch, holder)
+                self._unreachable_epoch.pop(name, None)
                 if name in self._held:
                     self._lose(name, f"taken_over_by:{holder}")
 
@@ -274,6 +301,7 @@ class EventOwnership:
 
     def _gain(self, name: str, epoch: int, valid_until: float) -> None:
         self._held[name] = _Held(epoch, valid_until)
+        self._unreachable_epoch.pop(name, None)
         self._seen[name] = (epoch, self.gateway_id)
         log.info("event_owner_acquired", asterisk=name, epoch=epoch, gateway=self.gateway_id)
         if self._gauge is not None and self._epoch_gauge is not None \
@@ -288,6 +316,10 @@ class EventOwnership:
         held = self._held.pop(name, None)
         if held is None:
             return
+        if reason == "redis_unreachable":
+            self._unreachable_epoch[name] = held.epoch
+        else:
+            self._unreachable_epoch.pop(name, None)
         log.warning("event_owner_lost", asterisk=name, epoch=held.epoch, reason=reason,
                     gateway=self.gateway_id)
         if self._gauge is not None and self._changes is not None:
@@ -305,6 +337,44 @@ class EventOwnership:
                 task.add_done_callback(self._side.discard)
         except Exception:
             log.exception("event_owner_callback_failed", asterisk=name)
+
+
+ID_FILE = "event_owner.id"
+
+
+def gateway_identity(state_dir: str | Path) -> tuple[str, str | None]:
+    """A new id for this run, and the previous run's id when that process (same host) is
+    gone: its leases may be taken over at once. Records this run's id for the next."""
+    me = new_gateway_id()
+    path = Path(state_dir) / ID_FILE
+    previous: str | None = None
+    try:
+        old = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        old = ""
+    if old and _dead_here(old, me):
+        previous = old
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(me + "\n", encoding="utf-8")
+    except OSError as exc:
+        log.warning("event_owner_id_not_recorded", path=str(path), error=str(exc))
+    return me, previous
+
+
+def _dead_here(old: str, me: str) -> bool:
+    """`old` ('host-pid-random') ran on this host as a process that no longer exists."""
+    host, _, rest = old.rpartition("-")[0].rpartition("-")
+    my_host = me.rpartition("-")[0].rpartition("-")[0]
+    if host != my_host or not rest.isdigit() or int(rest) in (os.getpid(), 0):
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists (another user's) or cannot tell: not known dead
+        return False
+    return False
 
 
 def readiness_checks(owners: EventOwnership) -> list[Check]:
@@ -327,4 +397,5 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["DEFAULT_TTL", "EventOwnership", "OwnerState", "new_gateway_id", "readiness_checks"]
+__all__ = ["DEFAULT_TTL", "EventOwnership", "OwnerState", "gateway_identity", "new_gateway_id",
+           "readiness_checks"]

@@ -14,6 +14,7 @@ answer/hangup into the `DebitScheduler`, and tells it who ended each call.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,12 +29,14 @@ from ami.frames import Message
 from gateway.agi import AgiRequest, Decision
 from gateway.agi.decision import CAUSE_TEMPORARY_FAILURE, LEASE_VAR
 from gateway.config import Config, PrepaidConfig
+from gateway.prepaid_end_records import EndRecords
 from limits import CallRequest
 from prepaid.cards import Card, CardService
-from prepaid.clock import Clock, SystemClock
+from prepaid.clock import Clock, ScaledClock, SystemClock
 from prepaid.control import EV_LOW_BALANCE, EndedBy, EventSink, WarnTarget
 from prepaid.debit_transport import AsyncDebits, DebitTransport, ThreadedDebits
-from prepaid.errors import PrepaidError
+from prepaid.errors import BadInput, PrepaidError
+from prepaid.keys import split_session_id
 from prepaid.pins import PinGuard, PinHasher, PinPolicy
 from prepaid.rateplan_store import RatePlanCache, RatePlanStore
 from prepaid.scheduler import DebitScheduler
@@ -44,8 +47,9 @@ from prepaid.vouchers import VoucherService
 log = structlog.get_logger(__name__)
 
 MAXSEC_VAR = "CALLGATE_MAXSEC"
-# A `release` seen while AMI watches the call waits this long for its Hangup, which says
-# who hung up first; the session is settled by whichever comes first (idempotent).
+# A `release` seen while AMI is up waits this long for the call's Hangup to be handled,
+# which says when it was answered and who hung up first; the session is settled by
+# whichever comes first (idempotent).
 RELEASE_GRACE_S = 3.0
 SWEEP_DELAY_S = 0.5
 
@@ -231,6 +235,7 @@ class PrepaidCalls:
             self.pins = PinGuard(redis, self.hasher, self.clock, events, policy, scripts)
             self.vouchers = VoucherService(redis, self.hasher, self.clock, self.cards, scripts)
         self.control = AmiCallControl(asterisks, self.settings.prompt_channel)
+        self.ends = EndRecords(asterisks)
         # debits from a thread of their own when a plain Redis URL is known (see
         # prepaid.debit_transport), else on the gateway's asyncio client
         self._transport: DebitTransport = (
@@ -243,7 +248,9 @@ class PrepaidCalls:
         self.hangups = HangupOrder()
         self._unsubscribe: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._releasing: dict[str, tuple[float, str]] = {}  # sid -> (ended_at, call_id)
+        # sid -> (ended_at, call_id, lease): `release` seen, waiting for the AMI Hangup
+        self._releasing: dict[str, tuple[float, str, str]] = {}
+        self._sweeping = asyncio.Lock()
 
     async def low_cards(self) -> list[Card]:
         """The wallboard's "cards running low": the accounts whose balance fell under their
@@ -265,8 +272,8 @@ class PrepaidCalls:
         except (RedisError, OSError) as exc:
             log.warning("prepaid_resume_failed", error=str(exc), retry="next start")
         self.scheduler.start()
-        for link in self._asterisks.values():
-            self._unsubscribe.append(link.channels.subscribe(_PrepaidListener(self)))
+        for asterisk, link in self._asterisks.items():
+            self._unsubscribe.append(link.channels.subscribe(_PrepaidListener(self, asterisk)))
             self._unsubscribe.append(
                 link.client.on_resync(lambda _items: self._spawn(self._sweep_gone()))
             )
@@ -280,7 +287,7 @@ class PrepaidCalls:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for sid, (ended_at, call_id) in list(self._releasing.items()):  # no waiting now
+        for sid, (ended_at, call_id, _) in list(self._releasing.items()):  # no waiting now
             await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
         self._releasing.clear()
         await self.scheduler.stop()
@@ -333,32 +340,61 @@ class PrepaidCalls:
         if sid is None:
             return
         ended_at = self.clock.now()
-        if call_id and self.control.is_up(call_id) and self._all_logged_in():
-            # AMI will say who hung up first; settle anyway if its Hangup never comes
-            self._releasing[sid] = (ended_at, call_id)
-            self._spawn(self._settle_later(sid, ended_at, call_id))
+        if call_id and self._all_logged_in():
+            # AMI says when the call was answered and who hung up first: settle from its
+            # Hangup, and only if that never comes, here after the grace. Not only while
+            # the channel is up: the table drops it at the Hangup frame, but this call's
+            # answer may still wait in the listener's queue, and settling now would charge
+            # an answered call nothing (a replay after call_ended settled is a no-op).
+            self._releasing[sid] = (ended_at, call_id, lease)
+            self._spawn(self._settle_later(sid, ended_at, call_id, lease))
             return
         await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
+        await self.ends.forget(lease)  # settled: the h extension's end record is not needed
 
     async def _sweep_gone(self) -> None:
         """After an AMI (re)login: calls this gateway debits whose channel Asterisk no
         longer has ended while we could not see them (gateway down, AMI cut). They are
-        settled at the end of their paid time (or now, if earlier): the last moment the
-        gateway knew them up, never charging time nobody paid for twice."""
+        settled at their real end, as the `h` extension recorded it in AstDB
+        (gateway.prepaid_end_records), and the record deleted. Without a record, at the end
+        of their paid time (or now, if earlier): the last moment the gateway knew them up,
+        never charging time nobody paid for twice."""
         await asyncio.sleep(SWEEP_DELAY_S)  # the channel table applies the listing first
+        async with self._sweeping:  # one at a time: each sees what the last one settled
+            await self._sweep_gone_once()
+
+    async def _sweep_gone_once(self) -> None:
         if not self._all_logged_in():
             return
-        now = self.clock.now()
         for sid, call_id, paid_end in self.scheduler.live_calls():
             if self.control.is_up(call_id):
                 continue
             log.warning("prepaid_call_gone_unseen", session=sid, call_id=call_id)
-            await self._hung_up(sid, min(now, paid_end), 16, "system")
+            lease = _lease_of_session(sid)
+            end = await self.ends.end_of(lease) if lease else None
+            now = self.clock.now()
+            if end is None:
+                log.warning("prepaid_end_unknown", session=sid, call_id=call_id,
+                            charged_until=min(now, paid_end))
+                await self._hung_up(sid, min(now, paid_end), 16, "system")
+                continue
+            await self._hung_up(sid, min(now, end), 16, "system")
+            await self.ends.forget(lease)
 
-    async def _settle_later(self, sid: str, ended_at: float, call_id: str) -> None:
+    async def _settle_later(self, sid: str, ended_at: float, call_id: str,
+                            lease: str) -> None:
         await asyncio.sleep(self._release_grace)
-        if self._releasing.pop(sid, None) is not None:
+        if self._releasing.pop(sid, None) is not None:  # else call_ended settled it
             await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
+            await self.ends.forget(lease)
+
+    def _when(self, monotonic: float | None) -> float | None:
+        """A channel-table stamp (time.monotonic() when the AMI frame was read) on this
+        gateway's prepaid clock; None stays None (the scheduler then stamps now)."""
+        if monotonic is None:
+            return None
+        rate = self.clock.scale if isinstance(self.clock, ScaledClock) else 1.0
+        return self.clock.now() - max(0.0, time.monotonic() - monotonic) * rate
 
     def _all_logged_in(self) -> bool:
         return bool(self._asterisks) and all(
@@ -386,7 +422,7 @@ class PrepaidCalls:
 
     # -- AMI side --------------------------------------------------------------------------
 
-    async def call_answered(self, call: CallInfo) -> None:
+    async def call_answered(self, call: CallInfo, asterisk: str = "") -> None:
         lease = _lease_of(call)
         if not lease:
             return
@@ -394,8 +430,9 @@ class PrepaidCalls:
             sid = await self._session_of(lease)
             if sid is None:
                 return
-            # the table's times are monotonic: the scheduler stamps with its own clock
-            await self.scheduler.answered(sid)
+            # when the frame came, not when this queued listener got to it: a late answer
+            # stamp would charge less than the call's real duration
+            await self.scheduler.answered(sid, self._when(call.answered_at), origin=asterisk)
         except (PrepaidError, RedisError, OSError) as exc:
             log.warning("prepaid_answer_failed", lease=lease, error=str(exc))
 
@@ -418,8 +455,10 @@ class PrepaidCalls:
         else:
             ended_by = self.hangups.ended_by(caller)
         self.hangups.forget(call.linkedid)
-        self._releasing.pop(sid, None)
-        await self._hung_up(sid, None, call.hangup_cause or 16, ended_by)
+        released = self._releasing.pop(sid, None)
+        await self._hung_up(sid, self._when(call.ended_at), call.hangup_cause or 16, ended_by)
+        if released is not None:  # `release` came first: the h extension's record is done
+            await self.ends.forget(released[2])
 
 
 def debit_url(cfg: Config) -> str | None:
@@ -455,6 +494,14 @@ def _lease_of(call: CallInfo) -> str:
     return call.variables.get(LEASE_VAR, "")
 
 
+def _lease_of_session(sid: str) -> str:
+    """ACCOUNT~LEASE -> LEASE (the h extension's AstDB key), '' if not of that shape."""
+    try:
+        return split_session_id(sid)[1]
+    except BadInput:
+        return ""
+
+
 def _caller_uid(call: CallInfo, sid: str) -> str:
     """The channel the decision was set on (it carries the lease): the caller's."""
     for ch in call.channels:
@@ -466,14 +513,15 @@ def _caller_uid(call: CallInfo, sid: str) -> str:
 class _PrepaidListener:
     """ChannelTable listener: answer starts the debit ticker, hangup settles the session."""
 
-    def __init__(self, calls: PrepaidCalls) -> None:
+    def __init__(self, calls: PrepaidCalls, asterisk: str = "") -> None:
         self._calls = calls
+        self._asterisk = asterisk  # the call's origin: whose event owner debits it
 
     def call_started(self, call: CallInfo) -> None:
         return None
 
     async def call_answered(self, call: CallInfo) -> None:
-        await self._calls.call_answered(call)
+        await self._calls.call_answered(call, self._asterisk)
 
     async def call_ended(self, call: CallInfo, billsec: int, cause: int | None) -> None:
         await self._calls.call_ended(call, billsec)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from gateway.agi import Router
 from gateway.call_control import CallControl
 from gateway.config import Config
+from gateway.event_owner import EventOwnership
 from gateway.prepaid_calls import (
     AsteriskLinkLike,
     LeaseReleaser,
@@ -17,6 +18,7 @@ from gateway.prepaid_calls import (
     debit_url,
 )
 from gateway.prepaid_ivr import PrepaidIvr
+from gateway.prepaid_owner import follow_ownership
 from limits import EmergencyNumbers
 from prepaid.clock import Clock
 from prepaid.scripts import RedisClient
@@ -31,8 +33,11 @@ def wire_prepaid(
     router: Router,
     mqtt: SyncPublisher | None,
     clock: Clock | None = None,
+    owners: EventOwnership | None = None,
 ) -> PrepaidCalls:
-    """Build and connect; the caller awaits `.start()` (resume, ticker, AMI listeners)."""
+    """Build and connect; the caller awaits `.start()` (resume, ticker, AMI listeners).
+    With `owners`, a call is debited by the event owner of its Asterisk only
+    (gateway.prepaid_owner)."""
     emergency = EmergencyNumbers(config.site.emergency_numbers)
     prepaid = PrepaidCalls(
         redis, config.site.name, asterisks, limits, MqttPrepaidEvents(mqtt),
@@ -40,5 +45,7 @@ def wire_prepaid(
         settings=config.prepaid, clock=clock,
     )
     calls.cards = prepaid
+    if owners is not None:
+        follow_ownership(prepaid.scheduler, owners, after_adopt=prepaid._sweep_gone)
     PrepaidIvr(calls, prepaid, config.prepaid.pin_tries).register(router)
     return prepaid

@@ -27,7 +27,7 @@ from gateway.devices import DeviceRegistry
 from gateway.devices.contact_lookup import ContactLookup, resync_from
 from gateway.devices.dialing import ClickToCall
 from gateway.devices.enforcement import DeviceGate
-from gateway.event_owner import EventOwnership, readiness_checks
+from gateway.event_owner import EventOwnership, gateway_identity, readiness_checks
 from gateway.http_api import Check
 from gateway.metrics import Metrics
 from gateway.mqtt_commands import MqttCommands
@@ -88,7 +88,9 @@ class Services:
         except BackendUnavailable as exc:
             log.warning("limits_scripts_not_loaded", error=str(exc), retry="on first call")
         self.call_events = CallEvents([self.mqtt, self.decisions])
+        gateway_id, predecessor = gateway_identity(self.config.daemon.state_dir)
         self.owners = EventOwnership(self.redis, self.config.site.name, self.asterisks,
+                                     gateway_id=gateway_id, predecessor=predecessor,
                                      registry=self.metrics.registry,
                                      eligible=lambda n: self.asterisks[n].client.logged_in)
         self.calls = CallControl(self.limits, self.asterisks, self.metrics, self.call_events,
@@ -99,19 +101,20 @@ class Services:
         self.calls.use_event_owner(self.owners)
         self.calls.start()
         self.prepaid = wire_prepaid(self.config, self.redis, self.asterisks, self.limits,
-                                    self.calls, self.router, self.mqtt, self.prepaid_clock)
+                                    self.calls, self.router, self.mqtt, self.prepaid_clock,
+                                    owners=self.owners)
         await self.prepaid.start()
         self.campaigns = CampaignService(self.config.site.name, self.redis, self.limits,
                                          self.asterisks, self.metrics, self.mqtt,
                                          devices=self.devices)
         self.campaigns.event_owner = self.owners  # only an event owner places calls
         self.campaigns.start()  # before the AMI logins: their QueueStatus sync needs it
-        self.contact_lookup = ContactLookup(self.devices, self.asterisks)
-        self.contact_lookup.start()
-        for link in self.asterisks.values():
         self.preview = PreviewDesk(self.campaigns, self.mqtt)
         if self.mqtt_commands is not None:  # preview offer/accept/skip over MQTT
             self.mqtt_commands.preview = self.preview
+        self.contact_lookup = ContactLookup(self.devices, self.asterisks)
+        self.contact_lookup.start()
+        for link in self.asterisks.values():
             link.client.on_resync(lambda _items: self.owners.poke() if self.owners else None)
             link.client.start()
         self.owners.start()
@@ -124,10 +127,10 @@ class Services:
             profiles=self.profiles, devices=self.devices,
             live_calls=live_calls_from_tables(tables),
             click_to_call=ClickToCall(self.devices, self.asterisks),
+            preview=self.preview,
             pin_secret=self.config.prepaid.pin_secret.encode() or None,
         ))
         mount_wallboard(app, WallboardDeps(
-            preview=self.preview,
             redis=self.redis, site=self.config.site.name, limits=self.limits,
             decisions=self.decisions,
             low_cards=self.prepaid.low_cards if self.prepaid is not None else None,

@@ -7,6 +7,12 @@
 -- Free-bundle seconds pay whole steps while the call has not yet paid money for one.
 -- Idempotent: each call carries seq = session seq + 1; a replay (its reply was lost) is
 -- answered with the current state and changes nothing.
+-- Fenced: a debit carries the epoch of its gateway's event ownership of the call's Asterisk
+-- (gateway/event_owner.py). The session keeps the highest epoch it has seen and refuses
+-- ('fenced', nothing changes) a debit from a lower one: a gateway that lost ownership
+-- (frozen, cut off) cannot debit once the new owner has. The owner's lease is in another
+-- hash slot, so the epoch comes in ARGV and is compared here. Epoch 0 is unfenced (one
+-- gateway without ownership, tools, tests).
 --
 -- KEYS[1] account hash   callgate:{card:ID}:card
 -- KEYS[2] session hash   callgate:{card:ID}:s:SID
@@ -20,14 +26,17 @@
 --         unused seconds roll over (up to the cap, -1 = never) from PREVIOUS only
 -- ARGV[7] steps "END_S:RATE_SECONDS,..." in order: each step's end offset and the sum of
 --         its seconds' per-minute rates
+-- ARGV[8] owner epoch of the call's Asterisk ('' or 0: unfenced)
+-- ARGV[9] the call's Asterisk, recorded as `origin` when the session has none ('' = keep)
 --
 -- Returns {status, seq, paid_s, charged, balance, bundle_left, free_s, cut, on_bundle}
---   status: ok | dup (seq already applied) | stale (resync from this state) | ended | missing
+--   status: ok | dup (seq already applied) | stale (resync from this state) | ended |
+--           missing | fenced (a newer owner's epoch is recorded: stop ticking this call)
 
 local D = 600000
 
 local s = redis.call('HMGET', KEYS[2], 'state', 'seq', 'paid_s', 'exact', 'charged', 'free_s',
-  'bundle', 'fee', 'tax_bp', 'tax_fixed', 'cut')
+  'bundle', 'fee', 'tax_bp', 'tax_fixed', 'cut', 'epoch', 'origin')
 if not s[1] then
   return {'missing', 0, 0, 0, 0, 0, 0, '', '0'}
 end
@@ -50,6 +59,19 @@ end
 
 if state == 'ended' then
   return reply('ended')
+end
+local epoch = tonumber(ARGV[8]) or 0
+if epoch > 0 then
+  local seen = tonumber(s[12]) or 0
+  if epoch < seen then
+    return reply('fenced')
+  end
+  if epoch > seen then
+    redis.call('HSET', KEYS[2], 'epoch', epoch)
+  end
+end
+if ARGV[9] and ARGV[9] ~= '' and not s[13] then
+  redis.call('HSET', KEYS[2], 'origin', ARGV[9])
 end
 local new_seq = tonumber(ARGV[1])
 if seq >= new_seq then

@@ -69,6 +69,8 @@ class SessionRecord:
     allowance: int
     warned: bool
     cdr: str
+    origin: str = ""  # the Asterisk the call is on, once a gateway saw it answered
+    epoch: int = 0  # highest event-owner epoch that debited it (debit.lua's fence)
 
     @classmethod
     def from_hash(cls, raw: Mapping[Any, Any]) -> SessionRecord:
@@ -106,12 +108,14 @@ class SessionRecord:
             allowance=int(m.get("allowance", 0)),
             warned=h.get("warned") == "1",
             cdr=h.get("cdr", ""),
+            origin=h.get("origin", ""),
+            epoch=as_int(h.get("epoch")),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class DebitReply:
-    status: str  # ok | dup | stale | ended | missing
+    status: str  # ok | dup | stale | ended | missing | fenced
     seq: int
     paid_s: int
     charged: int
@@ -142,9 +146,12 @@ def debit_args(
     answer_ms: int,
     now_ms: int,
     target_s: int,
+    epoch: int = 0,
+    origin: str = "",
 ) -> list[int | str]:
     """Arguments of debit.lua paying steps from `paid_s` until one ends at or after
-    `target_s` (at least one step, at most MAX_STEPS_PER_DEBIT)."""
+    `target_s` (at least one step, at most MAX_STEPS_PER_DEBIT). `epoch`: the debiting
+    gateway's event-owner epoch of the call's Asterisk `origin` (0: unfenced)."""
     b_arg = ""
     if on_bundle and bundle is not None:
         period, previous = periods(now_ms / 1000, bundle.cycle_day, bundle.timezone)
@@ -157,4 +164,5 @@ def debit_args(
         s = nb
         if s >= target_s:
             break
-    return [seq + 1, now_ms, answer_ms, paid_s, now_ms - answer_ms, b_arg, ",".join(steps)]
+    return [seq + 1, now_ms, answer_ms, paid_s, now_ms - answer_ms, b_arg, ",".join(steps),
+            epoch, origin]

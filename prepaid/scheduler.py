@@ -17,7 +17,18 @@ bundle seconds) reaches the warning threshold it asks for the warning prompt, on
 
 Nothing the ticker knows lives only in memory: sessions are in Redis, and a new ticker
 after a crash (`resume()`) takes back the gateway's calls, debits the time they ran
-meanwhile and cuts off those whose money ran out. Redis errors never stop the ticker: a
+meanwhile and cuts off those whose money ran out.
+
+Several gateways: each call is debited by one of them, the event owner of the Asterisk
+the call is on (its `origin`). The gateway passes a `fence`: origin -> the epoch of its
+ownership, None when another gateway owns that Asterisk. Calls of an Asterisk owned
+elsewhere are not ticked, warned or cut off here (an answer seen here is only noted in
+the session, answer_seen.lua, for the owner); `resume()` run again on gaining ownership
+adopts that Asterisk's live calls from Redis, `disown()` on losing it stops ticking them
+without ending them. Every debit carries the epoch, and debit.lua refuses one older than
+the newest it has seen for that call ('fenced'): a gateway that lost ownership without
+knowing it yet cannot debit after the new owner has. Without a fence (one gateway, tests)
+everything is ticked with epoch 0, unfenced. Redis errors never stop the ticker: a
 failed batch is retried; a call whose paid time ends while Redis cannot be reached is cut
 off (`cut_when_unreachable`, fail closed) rather than run on unpaid, and hangups are kept
 and settled (with their real end times) once Redis is back.
@@ -29,8 +40,8 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections import deque
-from collections.abc import Coroutine
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,6 +69,9 @@ from prepaid.sessions import SessionService
 
 log = structlog.get_logger(__name__)
 
+# origin (the Asterisk a call is on, '' unknown) -> epoch to debit with, None: not ours
+Fence = Callable[[str], int | None]
+
 
 @dataclass(slots=True)
 class _Live:
@@ -74,6 +88,8 @@ class _Live:
     free_s: int = 0
     fresh: bool = False  # balance known from a debit reply (warnings need it)
     version: int = 0
+    origin: str = ""  # the Asterisk the call is on ('' unknown)
+    epoch: int = 0  # event-owner epoch its debits carry (0: unfenced)
 
     @property
     def paid_end_ms(self) -> int:
@@ -110,6 +126,7 @@ class ResumeReport:
     waiting: int  # authorized, not answered yet
     closed: int  # authorized long ago and never answered: closed with a zero CDR
     dropped: int  # pointers to sessions that no longer exist
+    others: int = 0  # calls on an Asterisk another gateway owns: left to it
 
 
 class DebitScheduler:
@@ -130,9 +147,11 @@ class DebitScheduler:
         stale_authorized_s: float = 4 * 3600,
         callback_timeout_s: float = 10.0,
         transport: DebitTransport | None = None,
+        fence: Fence | None = None,
     ) -> None:
         """`transport`: how debit batches reach Redis; default the service's asyncio client.
-        A busy gateway passes `ThreadedDebits` (see prepaid.debit_transport)."""
+        A busy gateway passes `ThreadedDebits` (see prepaid.debit_transport). `fence`: see
+        the module's doc (`use_fence`)."""
         self._svc = service
         self._transport = transport or AsyncDebits(service)
         self._control = control
@@ -153,12 +172,46 @@ class DebitScheduler:
         self._cut_local: set[str] = set()
         self._unsettled: dict[str, _Hangup] = {}
         self._cut_mirrors: dict[str, _Live] = {}
+        # hangups seen here (settled or being settled): never adopted again by resume()
+        self._ended: OrderedDict[str, None] = OrderedDict()
         self._settle_q: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
+        self._fence = fence
+        self._resuming = asyncio.Lock()
         self.stats = TickStats()
+
+    def use_fence(self, fence: Fence | None) -> None:
+        """Debit only the calls whose Asterisk `fence(origin)` gives an epoch for."""
+        self._fence = fence
+
+    def _epoch_for(self, origin: str) -> int | None:
+        return 0 if self._fence is None else self._fence(origin)
+
+    def _still_ours(self, lv: _Live) -> bool:
+        """False (and the call no longer ticked here) once another gateway owns it."""
+        epoch = self._epoch_for(lv.origin)
+        if epoch is None:
+            self._live.pop(lv.rec.session_id, None)
+            lv.version += 1
+            log.info("prepaid_call_handed_over", call_id=lv.rec.call_id,
+                     session=lv.rec.session_id, asterisk=lv.origin)
+            return False
+        lv.epoch = epoch
+        return True
+
+    def disown(self, origin: str) -> int:
+        """Stop ticking the calls on `origin` (another gateway owns it now): they stay live
+        in Redis for the new owner to adopt; returns how many."""
+        gone = [sid for sid, lv in self._live.items() if lv.origin == origin]
+        for sid in gone:
+            self._live.pop(sid).version += 1
+        for sid in [s for s, lv in self._cut_mirrors.items() if lv.origin == origin]:
+            del self._cut_mirrors[sid]
+        log.info("prepaid_disowned", asterisk=origin, calls=len(gone))
+        return len(gone)
 
     # -- what the gateway calls -----------------------------------------------------------
 
@@ -173,21 +226,33 @@ class DebitScheduler:
         both = [*self._live.items(), *self._cut_mirrors.items()]
         return [(sid, lv.rec.call_id, lv.paid_end_ms / 1000) for sid, lv in both]
 
-    async def answered(self, session_id: str, answered_at: float | None = None) -> None:
-        """AMI: the callee answered. The ticker pays the first step (with the connection fee)
-        in its next run, batched with the other answers and renewals (within `coalesce_s`);
-        a card that cannot pay it is cut off then."""
+    async def answered(
+        self, session_id: str, answered_at: float | None = None, origin: str = ""
+    ) -> None:
+        """AMI: the callee answered (on Asterisk `origin`). The ticker pays the first step
+        (with the connection fee) in its next run, batched with the other answers and
+        renewals (within `coalesce_s`); a card that cannot pay it is cut off then. When
+        another gateway owns `origin`, the answer is only noted in the session."""
         rec = await self._svc.opened(session_id)
         now_ms = to_ms(self._clock.now())
         answer_ms = to_ms(answered_at) if answered_at is not None else now_ms
+        origin = origin or rec.origin
+        epoch = self._epoch_for(origin)
+        if epoch is None:
+            await self._svc.scripts.answer_seen(
+                keys=[keys.session(rec.account, session_id)], args=[origin, answer_ms])
+            log.debug("prepaid_answer_noted", call_id=rec.call_id, session=session_id,
+                      asterisk=origin)
+            return
         if rec.emergency:
             await self._svc.mark_answered(rec, answer_ms)
             return
         if rec.state == "ended" or session_id in self._live:
             return
-        if rec.state == "live":  # answered through another gateway or replayed: adopt
+        if rec.state == "live" or rec.answer_ms:  # answered via another gateway: adopt
             answer_ms = rec.answer_ms
-        live = _Live(rec, answer_ms, rec.seq, rec.paid_s, rec.on_bundle, warned=rec.warned)
+        live = _Live(rec, answer_ms, rec.seq, rec.paid_s, rec.on_bundle, warned=rec.warned,
+                     origin=origin, epoch=epoch)
         self._live[session_id] = live
         log.info("prepaid_answered", call_id=rec.call_id, card=rec.account,
                  tenant=rec.tenant, session=session_id)
@@ -209,6 +274,9 @@ class DebitScheduler:
         live = self._live.pop(session_id, None) or self._cut_mirrors.pop(session_id, None)
         if live is not None:
             live.version += 1
+        self._ended[session_id] = None
+        while len(self._ended) > 100_000:
+            self._ended.popitem(last=False)
         if session_id in self._cut_local:
             self._cut_local.discard(session_id)
             ended_by = "credit"
@@ -282,11 +350,16 @@ class DebitScheduler:
             self._unsettled.pop(sid, None)
 
     async def resume(self) -> ResumeReport:
-        """After a restart: take back this gateway's sessions from Redis."""
+        """After a restart, and on gaining ownership of an Asterisk (several gateways):
+        take the calls this gateway debits back from Redis, with their current state."""
+        async with self._resuming:
+            return await self._resume()
+
+    async def _resume(self) -> ResumeReport:
         r = self._svc.redis
         members = [text(m) for m in await r.smembers(keys.gateway_live(self._svc.gateway))]
         now_ms = to_ms(self._clock.now())
-        live = cut = relayed = waiting = closed = dropped = 0
+        live = cut = relayed = waiting = closed = dropped = others = 0
         for i in range(0, len(members), self._batch):
             chunk = members[i:i + self._batch]
             async with r.pipeline(transaction=False) as pipe:
@@ -300,30 +373,43 @@ class DebitScheduler:
                     dropped += 1
                     continue
                 rec = SessionRecord.from_hash(raw)
+                # an answer noted by a gateway that did not own the call's Asterisk
+                seen_answered = rec.state == "authorized" and rec.answer_ms > 0
                 if rec.state == "ended":
                     await self._svc.hangup(sid, rec.end_ms / 1000)  # finishes the relay only
                     relayed += 1
-                elif rec.state == "authorized":
+                    continue
+                if rec.state == "authorized" and not seen_answered:
                     if now_ms - rec.created_ms > self._stale_auth_ms:
                         await self._svc.hangup(sid, now_ms / 1000, 0, "system")
                         closed += 1
                     else:
                         waiting += 1
+                    continue
+                epoch = self._epoch_for(rec.origin)
+                mine = self._live.get(sid)
+                if sid in self._ended:  # its hangup is being settled here
+                    relayed += 1
+                elif epoch is None:
+                    others += 1
                 elif rec.emergency:
                     waiting += 1
                 elif rec.cut:
-                    self._cut(_Live(rec, rec.answer_ms, rec.seq, rec.paid_s, False), now_ms,
-                              again=True)
-                    cut += 1
-                elif sid not in self._live:
+                    if sid not in self._cut_mirrors:
+                        self._cut(_Live(rec, rec.answer_ms, rec.seq, rec.paid_s, False,
+                                        origin=rec.origin, epoch=epoch), now_ms, again=True)
+                        cut += 1
+                elif mine is None or mine.epoch != epoch:
                     lv = _Live(rec, rec.answer_ms, rec.seq, rec.paid_s, rec.on_bundle,
-                               warned=rec.warned)
+                               warned=rec.warned, origin=rec.origin, epoch=epoch,
+                               version=mine.version + 1 if mine is not None else 0)
                     self._live[sid] = lv
                     self._push(lv, now_ms)
                     live += 1
-        report = ResumeReport(live, cut, relayed, waiting, closed, dropped)
+        report = ResumeReport(live, cut, relayed, waiting, closed, dropped, others)
         log.info("prepaid_resumed", gateway=self._svc.gateway, live=live, cut=cut,
-                 relayed=relayed, waiting=waiting, closed=closed, dropped=dropped)
+                 relayed=relayed, waiting=waiting, closed=closed, dropped=dropped,
+                 others=others)
         self._wake.set()
         return report
 
@@ -418,6 +504,8 @@ class DebitScheduler:
             lv = self._live.get(entry[2])
             if lv is None or lv.version != entry[3]:
                 continue
+            if self._fence is not None and not self._still_ours(lv):
+                continue
             if lv.fresh and not lv.warned and lv.rec.warn_s > 0 and self._warn_at(lv) <= horizon:
                 self._warn(lv, now_ms)
             end = lv.paid_end_ms
@@ -472,7 +560,7 @@ class DebitScheduler:
             targets.append(target)
             calls.append((lv.rec.account, lv.rec.session_id, debit_args(
                 tariff, lv.rec.bundle, lv.on_bundle, lv.seq, lv.paid_s, lv.answer_ms,
-                now_ms, target,
+                now_ms, target, lv.epoch, lv.origin,
             )))
         self.stats.batches += 1
         try:
@@ -510,6 +598,15 @@ class DebitScheduler:
         if reply.status in ("ended", "missing"):
             self._live.pop(sid, None)
             return
+        if reply.status == "fenced":  # a newer owner of its Asterisk debits it now
+            self._live.pop(sid, None)
+            lv.version += 1
+            log.warning("prepaid_debit_fenced", call_id=lv.rec.call_id, session=sid,
+                        asterisk=lv.origin, epoch=lv.epoch)
+            return
+        if reply.status == "ok":  # one line per applied debit (audits count them)
+            log.debug("prepaid_debited", session=sid, seq=reply.seq, paid_s=reply.paid_s,
+                      charged=reply.charged, epoch=lv.epoch)
         lv.seq, lv.paid_s, lv.balance = reply.seq, reply.paid_s, reply.balance
         lv.bundle_left, lv.on_bundle = reply.bundle_left, reply.on_bundle
         lv.free_s = reply.free_s
@@ -596,4 +693,4 @@ class DebitScheduler:
                       error=repr(exc))
 
 
-__all__ = ["DebitScheduler", "ResumeReport", "SessionNotFound", "TickStats"]
+__all__ = ["DebitScheduler", "Fence", "ResumeReport", "SessionNotFound", "TickStats"]

@@ -32,6 +32,7 @@ class PrepaidScripts:
     debit: AsyncScript
     settle: AsyncScript
     cdr_append: AsyncScript
+    answer_seen: AsyncScript
 
     @classmethod
     def register(cls, client: RedisClient) -> PrepaidScripts:

@@ -591,3 +591,6 @@ async def user_event(call: ActionCall) -> None:
     extra = [(k, v) for k, v in call.msg.headers if k.lower() not in skip]
     call.success("Event Sent")
     call.session.sim.world.emit("UserEvent", [("UserEvent", name), *extra])
+
+
+import sim.astdb_actions  # noqa: E402,F401  (registers DBGet/DBPut/DBDel)

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from sim.agi_link import AgiTarget, ObservedAgiCall, split_app_data
+from sim.astdb import split_db_arg
 from sim.channels import RING, Channel
 from sim.dialplan_config import (
     DIAL_VARS,
@@ -206,8 +207,27 @@ class Dialplan:
         self.flows.discard(flow)
         for fn in list(self.on_finished):
             fn(flow)
+        if isinstance(flow, GatewayCall) and flow.ctx.h_sets:
+            self._h_sets(flow)
         if isinstance(flow, GatewayCall) and flow.ctx.release_agi:
             self.world.spawn(self._release(flow))
+
+    def _h_sets(self, call: GatewayCall) -> None:
+        """The `h` extension's Set()s, before its AGI; DB(family/key)=value writes AstDB."""
+        g2 = call.g2
+        for data in call.ctx.h_sets:
+            name, _, value = data.partition("=")
+            name = substitute(self.world, g2, name).strip()
+            value = substitute(self.world, g2, value)
+            m = re.match(r"^DB\((.*)\)$", name, re.IGNORECASE)
+            if m is None:
+                g2.variables[name] = value
+                continue
+            found = split_db_arg(m.group(1))
+            if found is None:
+                log.warning("sim_db_write_refused", arg=m.group(1))  # empty lease: no write
+                continue
+            self.world.astdb.put(*found, value)
 
     def call_answered(self, call: GatewayCall) -> None:
         for fn in list(self.on_answered):

@@ -45,6 +45,9 @@ class ContextConfig:
     dial_timeout: int = 30
     callee_context: str = "sim-callee"
     release_agi: str | None = None
+    # Set() data the `h` extension runs first (before `release_agi`), e.g.
+    # "DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)}": DB() writes the AstDB.
+    h_sets: tuple[str, ...] = ()
     # Seconds added to CALLGATE_MAXSEC in Dial's L(): a prepaid dialplan leaves the cut-off
     # to the gateway (it sees the shared balance) and keeps L() only as a backstop.
     maxsec_margin: int = 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 
+from sim.astdb import split_db_arg
 from sim.channels import Channel
 from sim.world import World
 
 _FUNC = re.compile(r"^([A-Z_]+)\((.*)\)$", re.IGNORECASE)
 _SUBST = re.compile(r"\$\{([^{}]+)\}")
+_FRACTION = re.compile(r"%([1-6]?)q")
 # Functions Asterisk refuses over AMI/AGI unless live_dangerously = yes.
 DANGEROUS = {"PERIODIC_HOOK", "SHELL", "FILE", "DB_DELETE", "ODBC", "CURL", "EVAL"}
 
@@ -32,6 +35,11 @@ def function(world: World, ch: Channel | None, fname: str, arg: str) -> str:
     arg = arg.strip()
     if fname == "GLOBAL":
         return world.globals.get(arg, "")
+    if fname == "DB":
+        found = split_db_arg(arg)
+        return (world.astdb.get(*found) or "") if found else ""
+    if fname == "STRFTIME":
+        return strftime(world.clock.now(), arg)
     if ch is None:
         return ""
     if fname == "CHANNEL":
@@ -80,6 +88,8 @@ def evaluate(world: World, ch: Channel | None, expr: str) -> str:
         if m.group(1).upper() in DANGEROUS and not world.config.live_dangerously:
             return ""
         return function(world, ch, m.group(1), substitute(world, ch, m.group(2)))
+    if expr == "EPOCH":
+        return str(int(world.clock.now()))
     if ch is not None:
         if expr in ch.variables:
             return ch.variables[expr]
@@ -97,3 +107,24 @@ def substitute(world: World, ch: Channel | None, text: str) -> str:
             return new
         text = new
     return text
+
+
+def strftime(now: float, arg: str) -> str:
+    """STRFTIME([epoch][,[timezone][,format]]) in the simulator's timezone (UTC): no epoch
+    means now, to the microsecond; `%q` / `%1q`..`%6q` are fractions of a second
+    (ast_strftime), `%s` the epoch seconds; the rest is C strftime."""
+    parts = arg.split(",", 2)
+    epoch_text = parts[0].strip()
+    fmt = parts[2] if len(parts) > 2 and parts[2] else "%c"
+    try:
+        when = float(epoch_text) if epoch_text else now
+    except ValueError:
+        when = now
+    usec = min(int((when % 1) * 1_000_000 + 1e-6), 999_999)  # truncated, as tv_usec
+
+    def fraction(m: re.Match[str]) -> str:
+        digits = int(m.group(1) or 3)
+        return f"{usec // 10 ** (6 - digits):0{digits}d}"
+
+    fmt = _FRACTION.sub(fraction, fmt).replace("%s", str(int(when)))
+    return time.strftime(fmt, time.gmtime(when))

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from sim.ami_codec import Headers
+from sim.astdb import AstDb
 from sim.channels import DOWN, RING, Bridge, Channel, cause_text
 from sim.clock import SimClock
 
@@ -84,6 +85,7 @@ class World:
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
         self.globals: dict[str, str] = dict(self.config.globals)
+        self.astdb = AstDb()
         self._subscribers: list[Subscriber] = []
         self._uid_seq = self.config.first_uniqueid_seq
         self._local_seq = 0

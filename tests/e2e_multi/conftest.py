@@ -5,6 +5,7 @@ The simulator runs in the test's event loop; each gateway is a `callgate serve`
 subprocess. The dialplan context `out-a` asks gateway a, `out-b` asks gateway b, so a
 test decides which gateway serves each AGI request. Neither context has an h-extension
 release: slots come back only through AMI Hangup events, lease expiry or reconciliation.
+`card-a` / `card-b` are the same with `card=${CARD}` (prepaid card calls).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Farm:
     sim: AsteriskSim
     limits: LimitsService
     gateways: dict[str, Gateway]
+    redis: RedisClient
     exits: ExitStack = field(default_factory=ExitStack)
 
     async def start(self, name: str) -> Gateway:
@@ -112,6 +114,11 @@ class Farm:
     def place(self, gateway: str, number: str = STAY_UP, tenant: str = "acme") -> GatewayCall:
         return self.sim.place_call(number, context=f"out-{gateway}",
                                    variables={"TENANT": tenant})
+
+    def place_card(self, gateway: str, card: str, number: str = STAY_UP,
+                   tenant: str = "acme") -> GatewayCall:
+        return self.sim.place_call(number, context=f"card-{gateway}",
+                                   variables={"TENANT": tenant, "CARD": card})
 
     async def decided(self, call: GatewayCall, timeout: float = 15.0) -> str:
         async with asyncio.timeout(timeout):
@@ -161,8 +168,14 @@ async def make_farm(tmp: Path, redis_url: str, client: RedisClient) -> Farm:
             agi=f"agi://127.0.0.1:{agi_port}/authorize,tenant=${{TENANT}},direction=out,"
                 "trunk=e1-1",
         ))
+        sim.add_context(ContextConfig(
+            f"card-{name}",
+            agi=f"agi://127.0.0.1:{agi_port}/authorize,tenant=${{TENANT}},direction=out,"
+                "trunk=e1-1,card=${CARD}",
+            maxsec_margin=30,  # the gateway cuts a card call off, L() is a backstop
+        ))
     limits = LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
-    return Farm(sim, limits, gateways)
+    return Farm(sim, limits, gateways, client)
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ PIN_SECRET = "e2e-prepaid-secret-0123456789"
 # 0.60 EUR a minute, per second: one cent a second
 PLAN_CSV = "prefix,destination,rate,increments\n44,UK,0.60,1/1\n"
 MARGIN_S = 10  # the dialplan's L() backstop, past CALLGATE_MAXSEC
+# examples/asterisk/extensions.conf: the h extension records the end, then `release`
+H_END = "DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)}"
 
 
 class Talker:
@@ -152,16 +154,16 @@ async def stack(redis_proc: RedisServer, redis_client: aioredis.Redis,
     release = f"{agi}/release,lease=${{CALLGATE_LEASE}}"
     sim.add_context(ContextConfig(
         "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
-        release_agi=release, maxsec_margin=MARGIN_S,
+        release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
     ))
     sim.add_context(ContextConfig(
         "prepaid-ivr", agi=f"{agi}/prepaid,tenant=shop1,direction=out",
-        release_agi=release, maxsec_margin=MARGIN_S,
+        release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
     ))
     sim.add_context(ContextConfig(
         "prepaid-booth",
         agi=f"{agi}/prepaid,tenant=shop1,direction=out,device=${{BOOTH}},dest=${{EXTEN}}",
-        release_agi=release, maxsec_margin=MARGIN_S,
+        release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
     ))
     st = PrepaidStack(sim, services, redis_client, clock)
     st.watch_ami_hangups()

@@ -1,16 +1,19 @@
 """Money conservation with the real daemon killed (SIGKILL) in the middle of card calls:
-calls that hang up while it is down are settled after its restart, the others go on
-being debited; in the end balance + CDR charges = the card's starting value, exactly."""
+calls that hang up while it is down are settled after its restart, at their real end as the
+`h` extension recorded it in AstDB, the others go on being debited; in the end balance +
+CDR charges = the card's starting value, exactly."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.prepaid_end_records import END_FAMILY
 from limits import EmergencyNumbers, LimitsService
 from prepaid.batches import BatchService, BatchSpec
 from prepaid.cards import CardService
@@ -24,7 +27,7 @@ from sim.dialplan import ContextConfig
 from sim.simulator import AsteriskSim
 from sim.world import WorldConfig
 from tests.e2e.conftest import Stack
-from tests.e2e_prepaid.conftest import PLAN_CSV, Talker
+from tests.e2e_prepaid.conftest import H_END, PLAN_CSV, Talker
 from tests.support.daemon import daemon_config
 from tests.support.servers import RedisServer
 
@@ -51,6 +54,7 @@ async def stack(tmp_path: Path, redis_aof: RedisServer) -> AsyncIterator[Stack]:
     sim.add_context(ContextConfig(
         "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
         release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
+        h_sets=(H_END,),
     ))
     st = Stack(sim, redis_aof.url, tmp_path, limits, text, client, http_port, agi_port)
     try:
@@ -78,9 +82,20 @@ async def test_kill9_mid_call_conserves_money(stack: Stack) -> None:
     await asyncio.sleep(3.0)  # debited for a while
 
     await stack.kill_daemon()
+    hung_at = {}
     for call in calls[:3]:  # these end while no gateway sees them
+        hung_at[call.g2.uniqueid] = stack.sim.clock.now()
         stack.hang_up(call)
+        await asyncio.sleep(0.3)
     await asyncio.sleep(1.0)
+    astdb = stack.sim.world.astdb
+    leases = {c.g2.uniqueid: c.var(c.g2, "CALLGATE_LEASE") for c in calls}
+    recorded = astdb.family(END_FAMILY)
+    assert set(recorded) == {leases[c.g2.uniqueid] for c in calls[:3]}
+    # the third call's record is lost (an Asterisk without the h extension's Set(DB)):
+    # it falls back to the end of its paid time, and says so
+    astdb.delete(END_FAMILY, leases[calls[2].g2.uniqueid])
+    restarted_at = stack.sim.clock.now()
 
     await stack.start_daemon()
     await asyncio.sleep(2.0)
@@ -110,3 +125,19 @@ async def test_kill9_mid_call_conserves_money(stack: Stack) -> None:
     assert resumed and resumed[-1]["live"] == CALLS  # the new daemon took the calls back
     gone = {e["call_id"] for e in events if e["event"] == "prepaid_call_gone_unseen"}
     assert gone == {c.g2.uniqueid for c in calls[:3]}  # ended unseen, settled once
+    unknown = {e["call_id"] for e in events if e["event"] == "prepaid_end_unknown"}
+    assert unknown == {calls[2].g2.uniqueid}, "\n".join(
+        str(e) for e in events if e["event"].startswith(("prepaid_", "ami_", "release")))
+    by_call = {c.call_id: c for c in found}
+    for call in calls[:2]:  # charged their real duration, from the recorded end
+        cdr = by_call[call.g2.uniqueid]
+        end_ms = round(float(recorded[leases[call.g2.uniqueid]]) * 1000)
+        assert cdr.end_ms == end_ms, (cdr.end_ms, end_ms)
+        assert abs(end_ms / 1000 - hung_at[call.g2.uniqueid]) < 0.5  # when it hung up,
+        assert end_ms / 1000 < restarted_at - 0.5  # not when the gateway came back
+        assert cdr.billable_s == math.ceil((cdr.end_ms - cdr.answer_ms) / 1000)  # 1/1 s
+        assert cdr.charge == cdr.billable_s  # one cent a second
+    # every record is gone: the sweep deleted those it used, `release` the others
+    async with asyncio.timeout(5):
+        while astdb.family(END_FAMILY):
+            await asyncio.sleep(0.05)

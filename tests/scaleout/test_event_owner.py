@@ -5,13 +5,15 @@ a clean shutdown hands over at once, and every new owner gets a higher epoch."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gateway.event_owner import EventOwnership, readiness_checks
+from gateway.event_owner import EventOwnership, gateway_identity, readiness_checks
 from gateway.redis_connect import RedisClient
 from tests.scaleout.conftest import MakeClient, ScriptLedger
 from tests.support.servers import RedisServer
@@ -117,8 +119,41 @@ async def test_an_owner_cut_off_from_redis_stops_believing_it_owns(
         await asyncio.sleep(TTL)
         await a.step()
         assert not a.is_owner("ast1") and lost == ["ast1"]
+        # Redis-fenced work (prepaid debits) may still go out with the old epoch, so a
+        # lone gateway keeps failing closed; Redis refuses it once another owner wrote
+        assert a.fencing_epoch("ast1") == 1
+        redis_aof.start()
+        b = gateways("gw-b", client=client)
+        await asyncio.sleep(TTL)
+        await b.step()
+        await a.step()
+        assert b.is_owner("ast1") and a.fencing_epoch("ast1") is None
     finally:
         await client.aclose()
+
+
+async def test_a_restarted_gateway_takes_its_dead_predecessors_lease_at_once(
+    gateways: Made, tmp_path: Path,
+) -> None:
+    first, none = gateway_identity(tmp_path)
+    assert none is None
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()  # a process id that no longer exists
+    host = first.rsplit("-", 2)[0]
+    (tmp_path / "event_owner.id").write_text(f"{host}-{dead.pid}-0123abcd\n")
+    me, predecessor = gateway_identity(tmp_path)
+    assert predecessor == f"{host}-{dead.pid}-0123abcd" and me != predecessor
+    old = gateways(predecessor)
+    await old.step()  # the predecessor held the lease when it died
+    assert old.epoch("ast1") == 1
+    new = gateways(me, predecessor=predecessor)
+    await new.step()  # no waiting for the ttl, and a new epoch
+    assert new.is_owner("ast1") and new.epoch("ast1") == 2
+    other = gateways("gw-c", predecessor="gw-nobody")
+    await other.step()  # a lease held by a live gateway is never taken
+    assert not other.is_owner("ast1")
+    _, alive = gateway_identity(tmp_path)  # `me` (this process) is still running
+    assert alive is None
 
 
 async def test_an_ineligible_gateway_claims_nothing_and_gives_up_after_a_ttl(

@@ -16,6 +16,7 @@ from tests.scaleout.conftest import lua_files, script_name
 from tests.scaleout.test_event_owner import EVENT_OWNER_SCRIPTS
 from tests.scaleout.test_limits_cluster import LIMIT_SCRIPTS
 from tests.scaleout.test_prepaid_cluster import PREPAID_SCRIPTS
+from tests.scaleout.test_prepaid_fence import FENCE_SCRIPTS
 
 _INDEX_RE = re.compile(r"\b(KEYS|ARGV)\[(\d+)(\.\.)?\]")
 _TAG_RE = re.compile(r"\{[a-z]+(?::[A-Za-z]+)?\}")
@@ -90,5 +91,5 @@ def test_key_patterns_in_a_header_share_one_hash_tag(script: Script) -> None:
 def test_every_script_is_run_on_the_cluster_by_a_test() -> None:
     """The tours in test_limits_cluster.py and test_prepaid_cluster.py assert they ran
     these scripts with keys of one slot; a new script must join one of them."""
-    ran = LIMIT_SCRIPTS | PREPAID_SCRIPTS | EVENT_OWNER_SCRIPTS
+    ran = LIMIT_SCRIPTS | PREPAID_SCRIPTS | EVENT_OWNER_SCRIPTS | FENCE_SCRIPTS
     assert {s.name for s in SCRIPTS} - ran == set()
