@@ -285,6 +285,9 @@ class ChannelTable:
         self._remember = remember_ended
         self._listeners: dict[int, CallListener] = {}
         self._next_token = 0
+        # AmiClient.logins when the last listing was applied: equal to the client's own
+        # count, the table is exact for the current session (not still the old one's).
+        self.synced_login = -1
         self._dispatch = SerialDispatcher(self._log, "ami_call_listener_failed")
         self._handlers: dict[str, Callable[[Message], None]] = {
             "newchannel": self._on_newchannel,
@@ -335,7 +338,17 @@ class ChannelTable:
     def attach(self, client: EventSource) -> Callable[[], None]:
         """Feed this table from an AmiClient's events and resyncs; returns a detach."""
         off_events = client.subscribe("*", self.apply)
-        off_resync = client.on_resync(self.resync)
+
+        def resync_then_tell(items: list[Message]) -> None:
+            self.resync(items)
+            self.synced_login = getattr(client, "logins", 0)
+            # After the call_ended of every vanished call, in each listener's order.
+            for token, listener in list(self._listeners.items()):
+                told = getattr(listener, "table_resynced", None)
+                if told is not None:
+                    self._dispatch.deliver(token, told)
+
+        off_resync = client.on_resync(resync_then_tell)
 
         def detach() -> None:
             off_events()

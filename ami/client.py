@@ -150,6 +150,7 @@ class AmiClient:
         self._ids = itertools.count(1)
         self._conn: _Connection | None = None
         self._logged_in = False
+        self.logins = 0  # successful logins so far: tells a table's resync is of this one
         self._ready = asyncio.Event()
         self._changed = asyncio.Event()
         self._auth_error: AmiAuthError | None = None  # the latest attempt was refused
@@ -414,6 +415,7 @@ class AmiClient:
             raise err
         self._auth_error = None
         self._logged_in = True
+        self.logins += 1
         self._log.info("ami_logged_in", username=s.username)
 
     async def _resync(self, conn: _Connection) -> None:

@@ -51,7 +51,6 @@ MAXSEC_VAR = "CALLGATE_MAXSEC"
 # which says when it was answered and who hung up first; the session is settled by
 # whichever comes first (idempotent).
 RELEASE_GRACE_S = 3.0
-SWEEP_DELAY_S = 0.5
 
 
 class AsteriskLinkLike(Protocol):
@@ -274,9 +273,6 @@ class PrepaidCalls:
         self.scheduler.start()
         for asterisk, link in self._asterisks.items():
             self._unsubscribe.append(link.channels.subscribe(_PrepaidListener(self, asterisk)))
-            self._unsubscribe.append(
-                link.client.on_resync(lambda _items: self._spawn(self._sweep_gone()))
-            )
             for name in ("Hangup", "HangupRequest", "SoftHangupRequest"):
                 self._unsubscribe.append(link.client.subscribe(name, self.hangups.on_event))
 
@@ -352,19 +348,26 @@ class PrepaidCalls:
         await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
         await self.ends.forget(lease)  # settled: the h extension's end record is not needed
 
-    async def _sweep_gone(self) -> None:
+    async def sweep_gone(self) -> None:
         """After an AMI (re)login: calls this gateway debits whose channel Asterisk no
         longer has ended while we could not see them (gateway down, AMI cut). They are
         settled at their real end, as the `h` extension recorded it in AstDB
         (gateway.prepaid_end_records), and the record deleted. Without a record, at the end
         of their paid time (or now, if earlier): the last moment the gateway knew them up,
-        never charging time nobody paid for twice."""
-        await asyncio.sleep(SWEEP_DELAY_S)  # the channel table applies the listing first
+        never charging time nobody paid for twice.
+
+        Runs when a channel table has applied a listing (`table_resynced`) and after an
+        ownership takeover; only when every table is exact for its current AMI session,
+        since a call missing from a stale table is not a call that ended."""
         async with self._sweeping:  # one at a time: each sees what the last one settled
             await self._sweep_gone_once()
 
     async def _sweep_gone_once(self) -> None:
-        if not self._all_logged_in():
+        if not self._all_logged_in() or not all(
+            link.channels.synced_login == link.client.logins
+            for link in self._asterisks.values()
+        ):
+            log.info("prepaid_sweep_postponed", reason="a channel table awaits its listing")
             return
         for sid, call_id, paid_end in self.scheduler.live_calls():
             if self.control.is_up(call_id):
@@ -525,3 +528,6 @@ class _PrepaidListener:
 
     async def call_ended(self, call: CallInfo, billsec: int, cause: int | None) -> None:
         await self._calls.call_ended(call, billsec)
+
+    async def table_resynced(self) -> None:
+        await self._calls.sweep_gone()

@@ -46,6 +46,6 @@ def wire_prepaid(
     )
     calls.cards = prepaid
     if owners is not None:
-        follow_ownership(prepaid.scheduler, owners, after_adopt=prepaid._sweep_gone)
+        follow_ownership(prepaid.scheduler, owners, after_adopt=prepaid.sweep_gone)
     PrepaidIvr(calls, prepaid, config.prepaid.pin_tries).register(router)
     return prepaid

@@ -335,3 +335,49 @@ def test_unsubscribe_stops_notifications() -> None:
     off()
     replay("c3", table, clock)
     assert other.log == [] and len(rec.log) == 2
+
+
+async def test_listeners_hear_of_a_resync_after_the_calls_it_ended() -> None:
+    """Prepaid settles calls missing from the table only once the table holds the listing
+    of the current AMI session: a table still empty after a login is not a call that ended."""
+
+    class Client:  # the two hooks attach() uses, fed by hand as AmiClient would
+        logins = 0
+
+        def __init__(self) -> None:
+            self.events: list[object] = []
+            self.resyncs: list[object] = []
+
+        def subscribe(self, name: str, callback: object) -> object:
+            self.events.append(callback)
+            return lambda: None
+
+        def on_resync(self, callback: object) -> object:
+            self.resyncs.append(callback)
+            return lambda: None
+
+    table, clock, _rec = make_table()
+    order: list[str] = []
+
+    class Sweeper:
+        def call_started(self, call: CallInfo) -> None: ...
+        def call_answered(self, call: CallInfo) -> None: ...
+
+        async def call_ended(self, call: CallInfo, billsec: int, cause: int | None) -> None:
+            order.append(f"ended:{call.linkedid}")
+
+        async def table_resynced(self) -> None:
+            order.append(f"resynced:{table.synced_login}")
+
+    client = Client()
+    table.attach(client)  # type: ignore[arg-type]
+    table.subscribe(Sweeper())
+    replay("b1", table, clock, until="SoftHangupRequest")
+    (live,) = table.calls()
+    client.logins = 1  # logged in again: the listing has not been applied yet
+    assert table.synced_login != client.logins
+    (resync,) = client.resyncs
+    resync([])  # type: ignore[operator]
+    await table.drain()
+    assert table.synced_login == client.logins == 1
+    assert order == [f"ended:{live.linkedid}", "resynced:1"]
