@@ -7,16 +7,26 @@ from __future__ import annotations
 from sim.actions import ActionCall, action
 
 
-@action("DBGet")
-async def db_get(call: ActionCall) -> None:
+def _family_key(call: ActionCall, end: str = ".") -> tuple[str, str] | None:
+    """Family and Key, or None after answering the error Asterisk gives (DBPut's
+    messages have no final dot, DBGet's and DBDel's have one)."""
     family = call.msg.get("Family") or ""
     key = call.msg.get("Key") or ""
     if not family:
-        call.error("No family specified.")
-        return
+        call.error(f"No family specified{end}")
+        return None
     if not key:
-        call.error("No key specified.")
+        call.error(f"No key specified{end}")
+        return None
+    return family, key
+
+
+@action("DBGet")
+async def db_get(call: ActionCall) -> None:
+    names = _family_key(call)
+    if names is None:
         return
+    family, key = names
     value = call.session.sim.world.astdb.get(family, key)
     if value is None:
         call.error("Database entry not found")
@@ -31,28 +41,20 @@ async def db_get(call: ActionCall) -> None:
 
 @action("DBPut")
 async def db_put(call: ActionCall) -> None:
-    family = call.msg.get("Family") or ""
-    key = call.msg.get("Key") or ""
-    if not family:
-        call.error("No family specified")
+    names = _family_key(call, end="")
+    if names is None:
         return
-    if not key:
-        call.error("No key specified")
-        return
+    family, key = names
     call.session.sim.world.astdb.put(family, key, call.msg.get("Val") or "")
     call.success("Updated database successfully")
 
 
 @action("DBDel")
 async def db_del(call: ActionCall) -> None:
-    family = call.msg.get("Family") or ""
-    key = call.msg.get("Key") or ""
-    if not family:
-        call.error("No family specified.")
+    names = _family_key(call)
+    if names is None:
         return
-    if not key:
-        call.error("No key specified.")
-        return
+    family, key = names
     if not call.session.sim.world.astdb.delete(family, key):
         call.error("Database entry not found")
         return
