@@ -99,6 +99,21 @@ class Flow:
                     return self._pending.pop(0)
                 return name
 
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.force_hangup_leftovers()
+            self.release()
+            self._after_release()
+            self.dp.call_finished(self)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _after_release(self) -> None:
+        """What a flow still owes once its channels are gone (e.g. an OriginateResponse)."""
+
     def force_hangup_leftovers(self) -> None:
         """Safety net: a flow never ends with one of its channels still up, so consumers
         always see one Hangup per Newchannel even if a sequence above has a gap."""

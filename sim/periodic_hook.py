@@ -153,14 +153,6 @@ class HookPlayer(Flow):
     def _spyee_gone(self, ch: Channel, cause: int) -> None:
         self.interrupt(Interrupt("hangup", self.p2, 16, "spyee"))
 
-    async def run(self) -> None:
-        try:
-            await self._run()
-        finally:
-            self.force_hangup_leftovers()
-            self.release()
-            self.dp.call_finished(self)
-
     async def _run(self) -> None:
         w, p1, p2, hook = self.w, self.p1, self.p2, self.hook
         target = hook.channel.name

@@ -341,14 +341,6 @@ class PhoneCall(Flow):
         self.own(ch)
         return ch
 
-    async def run(self) -> None:
-        try:
-            await self._run()
-        finally:
-            self.force_hangup_leftovers()
-            self.release()
-            self.dp.call_finished(self)
-
     async def _run(self) -> None:
         w, ph = self.w, self.phones
         a_ep, b_ep = self.a_ep, self.b_ep

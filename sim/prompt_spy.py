@@ -62,15 +62,9 @@ class PromptSpy(Flow):
     def _spy_stop(self, spyee: Channel) -> None:
         self.w.emit("ChanSpyStop", [*self.p1.fields("Spyer"), *spyee.fields("Spyee")])
 
-    async def run(self) -> None:
-        try:
-            await self._run()
-        finally:
-            self.force_hangup_leftovers()
-            self.release()
-            if not self.origin.done:
-                self.dp.originate_response(self.origin, 0, None)
-            self.dp.call_finished(self)
+    def _after_release(self) -> None:
+        if not self.origin.done:
+            self.dp.originate_response(self.origin, 0, None)
 
     async def _run(self) -> None:
         w, p1, p2 = self.w, self.p1, self.p2
