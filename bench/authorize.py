@@ -90,6 +90,7 @@ def _run_gateway(conn: Connection, cpu: int, redis_url: str) -> None:
         await server.start()
         await serve_control(conn, server.bound_port)
         await server.close()
+        await limits.aclose()
         await client.aclose()
 
     uvloop.run(main())

@@ -182,6 +182,7 @@ class Services:
             await self.mqtt_commands.close()
         if self.mqtt is not None:
             await self.mqtt.close()
+        await self.limits.aclose()
 
 
 def build_services(config: Config, redis: RedisClient, metrics: Metrics) -> Services:

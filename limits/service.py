@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from limits.emergency import EmergencyNumbers
 from limits.errors import BackendUnavailable
@@ -37,6 +38,7 @@ from limits.model import (
     ReconcileReport,
     RenewReport,
 )
+from limits.pipelined import ReplyLost
 from limits.reasons import CAUSES, Reason, Result
 from limits.reconcile import plan_reconcile
 from limits.scopes import LEASE_ID_RE
@@ -147,6 +149,10 @@ class LimitsService:
             self._log.info("limit_backend_policy_changed", old=self._policy.value,
                            new=new.value)
         self._policy = new
+
+    async def aclose(self) -> None:
+        """Close the pipelined connection of the hot scripts (the client is the caller's)."""
+        await self.scripts.close()
 
     async def load_scripts(self) -> None:
         """Put the scripts in Redis' cache now (they are also reloaded on NOSCRIPT)."""
@@ -403,6 +409,10 @@ class LimitsService:
             self._log.warning(event, lease=lease_id, journaled=True, dest=req.dest, **ctx)
             return Decision(Result.ALLOW, reason, CAUSES[reason], lease_id,
                             emergency=emergency, journaled=True)
+        if isinstance(exc, RedisTimeoutError | ReplyLost):
+            # The acquire may still run once Redis wakes up: free it then, rather than
+            # hold a slot for a refused call until the lease expires.
+            self.journal.append(JournalEntry("release", lease_id, now, "unanswered_acquire"))
         self._log.error("limit_denied", reason=Reason.BACKEND_UNAVAILABLE.value,
                         scope="redis", **ctx)
         return Decision.deny(Reason.BACKEND_UNAVAILABLE, "redis")

@@ -78,7 +78,7 @@ class LeaseStore:
     async def acquire(self, req: CallRequest, lease_id: str, now: float, mode: str,
                       flags: str = "") -> Acquired:
         keys, args = self.acquire_call(req, lease_id, now, mode, flags)
-        reply = await self.scripts.acquire(keys=keys, args=args)
+        reply = await self.scripts.run_hot(self.scripts.acquire, keys, args)
         code = int(reply[0])
         if code == 0:
             return Acquired(0, text(reply[1]), (text(reply[2]),), (), int(reply[3]),
@@ -102,7 +102,7 @@ class LeaseStore:
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
             keys, args = self.release_call(chunk, mode, now)
-            reply = await self.scripts.release(keys=keys, args=args)
+            reply = await self.scripts.run_hot(self.scripts.release, keys, args)
             out.extend(_freed(i, r) for i, r in zip(chunk, reply, strict=True))
         return out
 
