@@ -8,12 +8,12 @@ CALLGATE_REQUEST, exactly as the `authorize` route leaves them on a channel: Cal
 then releases the lease when the call's channels hang up, renews it while they are up,
 and reconciliation can count the call again from Asterisk's own state.
 
-Preview ("agent first"): one Originate whose Channel is the agent's desk phone. Asterisk
-calls the phone first; only once it answers does the phone's channel run the dial context,
-which dials the lead. The phone is asked to answer by itself with the auto-answer SIP
-header(s) of its hardware profile (the device registry knows which phone model registered
-on that endpoint; see gateway/devices/click_to_call.py for how `PJSIP_HEADER(add,...)`
-reaches the INVITE). A phone the registry has never seen is rung without a header.
+Preview ("agent first") takes the click-to-call path (gateway/devices/dialing.py): the
+agent's desk phone must be known and registered (else the accept fails with
+unknown_device / device_offline before any slot is taken), and one Originate rings it with
+the auto-answer SIP header(s) of its hardware profile; only once it answers does the
+phone's channel run the dial context, which dials the lead. An agent interface that is not
+a PJSIP endpoint (a Local channel, say) is rung by a plain Originate without a header.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from gateway.call_args import encode_request
 from gateway.call_control import AsteriskView
 from gateway.campaigns.calls import CallBook, DialerCall
 from gateway.campaigns.settings import DialerSettings
-from gateway.devices.click_to_call import auto_answer_headers, pjsip_header_variable
+from gateway.devices.dialing import ClickToCall, ClickToCallError
 from gateway.devices.registry import DeviceSnapshot
 from limits import BackendUnavailable, CallRequest, InvalidRequest, LimitsService
 
@@ -43,7 +43,8 @@ log = structlog.get_logger(__name__)
 
 CAMPAIGN_VAR = "CALLGATE_CAMPAIGN"
 # A refused placement is retried after this long (dialer clock), by reason.
-RETRY_AFTER_S = {"ami_unavailable": 10.0, "originate_failed": 60.0, "bad_request": 3600.0}
+RETRY_AFTER_S = {"ami_unavailable": 10.0, "originate_failed": 60.0, "bad_request": 3600.0,
+                 "device_offline": 30.0, "unknown_device": 60.0}
 _POOL_CHECK_S = 10.0
 
 
@@ -53,13 +54,10 @@ class DeviceLookup(Protocol):
     def device(self, endpoint: str) -> DeviceSnapshot | None: ...
 
 
-def agent_auto_answer(devices: DeviceLookup | None, agent: str) -> list[tuple[str, str]]:
-    """Auto-answer headers for an agent interface (`PJSIP/<endpoint>`), [] if unknown."""
+def pjsip_endpoint(agent: str) -> str | None:
+    """`PJSIP/6001` -> `6001`; None for any other kind of agent interface."""
     tech, _, endpoint = agent.partition("/")
-    if devices is None or tech.upper() != "PJSIP" or not endpoint:
-        return []
-    snap = devices.device(endpoint)
-    return auto_answer_headers(snap.profile) if snap is not None else []
+    return endpoint if tech.upper() == "PJSIP" and endpoint and "/" not in endpoint else None
 
 
 class AmiCallPlacer:
@@ -68,6 +66,8 @@ class AmiCallPlacer:
                  devices: DeviceLookup | None = None) -> None:
         self._limits = limits
         self._devices = devices
+        self._phones = (ClickToCall(devices, asterisks, context=settings.dial_context)
+                        if devices is not None else None)
         self._asterisks = dict(asterisks)
         self._book = book
         self._settings = settings
@@ -110,6 +110,16 @@ class AmiCallPlacer:
             bound.warning("dialer_not_placed", reason="ami_unavailable")
             return self._refused("ami_unavailable")
         name, link = picked
+        phone = pjsip_endpoint(agent) if agent else None
+        if phone is not None:
+            if self._phones is None:
+                bound.warning("dialer_not_placed", reason="unknown_device", agent=agent)
+                return self._refused("unknown_device")
+            try:
+                self._phones.ready_phone(phone, tenant=campaign.tenant)
+            except ClickToCallError as exc:
+                bound.info("dialer_not_placed", reason=exc.code, agent=agent)
+                return self._refused(exc.code)
         pools = await self._seat_pools(campaign.tenant, self._clock.now())
         try:
             req = CallRequest(campaign.tenant, "out", dest=lead.phone,  # type: ignore[arg-type]
@@ -130,31 +140,43 @@ class AmiCallPlacer:
             preview_agent=agent or ""))
         variables = {**decision.channel_vars(), REQUEST_VAR: encode_request(req),
                      CAMPAIGN_VAR: f"{campaign.tenant}:{campaign.campaign_id}"}
-        fields = self.originate_fields(lead, campaign, call_id, agent, variables)
-        try:
-            result = await link.client.action("Originate", fields)
-        except AmiError as exc:
-            bound.warning("dialer_not_placed", reason="ami_unavailable", error=str(exc))
-            await self._undo(call_id, decision.lease_id)
-            return self._refused("ami_unavailable")
-        if not result.ok:
-            bound.warning("dialer_not_placed", reason="originate_failed",
-                          error=result.message)
-            await self._undo(call_id, decision.lease_id)
-            return self._refused("originate_failed")
-        self._book.bind_action(call_id, result.response.action_id or "")
+        if phone is not None and self._phones is not None:
+            try:
+                placed = await self._phones.place(
+                    tenant=campaign.tenant, device=phone, dest=lead.phone,
+                    caller_id=campaign.caller_id, context=self._settings.dial_context,
+                    timeout_s=campaign.dial_timeout_s, channel_id=call_id,
+                    variables=list(variables.items()), asterisk=name)
+            except ClickToCallError as exc:
+                bound.warning("dialer_not_placed", reason=exc.code, error=exc.message)
+                await self._undo(call_id, decision.lease_id)
+                return self._refused(exc.code)
+            action_id, headers = placed.action_id, [h for h, _ in placed.headers]
+        else:
+            fields = self.originate_fields(lead, campaign, call_id, agent, variables)
+            try:
+                result = await link.client.action("Originate", fields)
+            except AmiError as exc:
+                bound.warning("dialer_not_placed", reason="ami_unavailable", error=str(exc))
+                await self._undo(call_id, decision.lease_id)
+                return self._refused("ami_unavailable")
+            if not result.ok:
+                bound.warning("dialer_not_placed", reason="originate_failed",
+                              error=result.message)
+                await self._undo(call_id, decision.lease_id)
+                return self._refused("originate_failed")
+            action_id, headers = result.response.action_id or "", []
+        self._book.bind_action(call_id, action_id)
         self.results["placed"] += 1
         bound.info("dialer_originated", lease=decision.lease_id, asterisk=name,
-                   agent=agent or "",
-                   auto_answer=[h for h, _ in agent_auto_answer(self._devices, agent)]
-                   if agent else [])
+                   agent=agent or "", auto_answer=headers)
         return PlaceResult(True)
 
     def originate_fields(self, lead: Lead, campaign: Campaign, call_id: str,
                          agent: str | None, variables: Mapping[str, str]
                          ) -> list[tuple[str, str]]:
         s = self._settings
-        if agent:  # preview: the agent's phone first, then the dial context dials the lead
+        if agent:  # preview to a non-PJSIP agent: the agent first, then the lead
             target = [("Channel", agent), ("Context", s.dial_context),
                       ("Exten", lead.phone), ("Priority", "1")]
         else:
@@ -166,9 +188,6 @@ class AmiCallPlacer:
                   ("Async", "true"), ("ChannelId", call_id)]
         if campaign.caller_id:
             fields.append(("CallerID", campaign.caller_id))
-        if agent:
-            fields += [("Variable", pjsip_header_variable(h, v))
-                       for h, v in agent_auto_answer(self._devices, agent)]
         fields += [("Variable", f"{k}={v}") for k, v in variables.items()]
         return fields
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ import structlog
 from ami import AmiError
 from ami.client import AmiClient
 from gateway.devices.click_to_call import auto_answer_headers, click_to_call_originate_fields
-from gateway.devices.registry import DeviceRegistry
+from gateway.devices.registry import DeviceSnapshot
 
 DEFAULT_CONTEXT = "callgate-click-to-call"
 TENANT_VAR = "CALLGATE_TENANT"
@@ -31,7 +31,14 @@ _CONTEXT = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
 
 class AmiLink(Protocol):
-    client: AmiClient
+    @property
+    def client(self) -> AmiClient: ...
+
+
+class PhoneLookup(Protocol):
+    """The device registry, as far as dialling a desk phone needs it."""
+
+    def device(self, endpoint: str) -> DeviceSnapshot | None: ...
 
 
 class ClickToCallError(Exception):
@@ -55,27 +62,24 @@ class ClickToCallPlaced:
     asterisk: str
     channel_id: str
     headers: tuple[tuple[str, str], ...]
+    action_id: str = ""  # the Originate's: its OriginateResponse carries it
 
 
 class ClickToCall:
-    def __init__(self, registry: DeviceRegistry, asterisks: Mapping[str, AmiLink], *,
+    """Also the preview dialer's way to ring an agent's desk phone (gateway/campaigns/
+    placer.py): the same checks, the same auto-answer header, the same Originate, plus
+    the call's lease variables."""
+
+    def __init__(self, registry: PhoneLookup, asterisks: Mapping[str, AmiLink], *,
                  context: str = DEFAULT_CONTEXT, log: Any = None) -> None:
         self._registry = registry
         self._asterisks = asterisks
         self._context = context
         self._log = log if log is not None else structlog.get_logger(__name__)
 
-    async def place(self, *, tenant: str, device: str, dest: str, caller_id: str = "",
-                    context: str | None = None, timeout_s: int = 30) -> ClickToCallPlaced:
-        """Raise ClickToCallError (nothing is dialled) when the phone is unknown or not
-        registered, the input is bad, or no Asterisk takes the Originate."""
-        context = context or self._context
-        if not _DEST.match(dest):
-            raise ClickToCallError("bad_request", "dest must be 1-64 of digits, letters, + * #",
-                                   "dest")
-        if not _CONTEXT.match(context):
-            raise ClickToCallError("bad_request", "context is not a dialplan context name",
-                                   "context")
+    def ready_phone(self, device: str, *, tenant: str = "") -> DeviceSnapshot:
+        """The phone, if Asterisk knows it and it is registered; else ClickToCallError
+        (unknown_device, device_offline), before anything is authorized or dialled."""
         snap = self._registry.device(device)
         if snap is None:
             raise ClickToCallError("unknown_device",
@@ -85,13 +89,35 @@ class ClickToCall:
                            tenant=tenant)
             raise ClickToCallError("device_offline",
                                    f"desk phone {device!r} is not registered", "device")
-        name, link = self._asterisk()
-        channel_id = f"c2c-{uuid.uuid4().hex[:20]}"
-        fields = click_to_call_originate_fields(
-            snap, dest, context, caller_id or f'"Call {dest}" <{dest}>',
-            timeout_ms=timeout_s * 1000, channel_id=channel_id,
-            variables=[(TENANT_VAR, tenant)],
-        )
+        return snap
+
+    async def place(self, *, tenant: str, device: str, dest: str, caller_id: str = "",
+                    context: str | None = None, timeout_s: int = 30,
+                    channel_id: str | None = None,
+                    variables: Sequence[tuple[str, str]] = (),
+                    asterisk: str | None = None) -> ClickToCallPlaced:
+        """Raise ClickToCallError (nothing is dialled) when the phone is unknown or not
+        registered, the input is bad, or no Asterisk takes the Originate. `variables` go
+        on the phone's channel (a dialer call's CALLGATE_LEASE and request); `asterisk`
+        names the server to use, else the first logged in."""
+        context = context or self._context
+        if not _DEST.match(dest):
+            raise ClickToCallError("bad_request", "dest must be 1-64 of digits, letters, + * #",
+                                   "dest")
+        if not _CONTEXT.match(context):
+            raise ClickToCallError("bad_request", "context is not a dialplan context name",
+                                   "context")
+        snap = self.ready_phone(device, tenant=tenant)
+        name, link = self._asterisk(asterisk)
+        channel_id = channel_id or f"c2c-{uuid.uuid4().hex[:20]}"
+        try:
+            fields = click_to_call_originate_fields(
+                snap, dest, context, caller_id or f'"Call {dest}" <{dest}>',
+                timeout_ms=timeout_s * 1000, channel_id=channel_id,
+                variables=[(TENANT_VAR, tenant), *variables],
+            )
+        except ValueError as exc:
+            raise ClickToCallError("bad_request", str(exc)) from None
         try:
             result = await link.client.action("Originate", fields)
         except AmiError as exc:
@@ -108,15 +134,16 @@ class ClickToCall:
                        profile=snap.profile.name, asterisk=name, channel_id=channel_id,
                        auto_answer=[h for h, _ in headers])
         return ClickToCallPlaced(tenant, device, snap.profile.name, dest, context, name,
-                                 channel_id, headers)
+                                 channel_id, headers, result.response.action_id or "")
 
-    def _asterisk(self) -> tuple[str, AmiLink]:
-        """The first logged-in Asterisk. The registry does not record which server a phone
-        registered with; with several, phones are expected to reach any of them."""
+    def _asterisk(self, wanted: str | None = None) -> tuple[str, AmiLink]:
+        """The first logged-in Asterisk (or `wanted`). The registry does not record which
+        server a phone registered with; with several, phones are expected to reach any."""
         for name, link in self._asterisks.items():
-            if link.client.logged_in:
+            if link.client.logged_in and wanted in (None, name):
                 return name, link
-        raise ClickToCallError("ami_unavailable", "no Asterisk AMI session is logged in")
+        raise ClickToCallError("ami_unavailable", "no Asterisk AMI session is logged in"
+                               if wanted is None else f"Asterisk {wanted!r} is not logged in")
 
 
 __all__ = ["DEFAULT_CONTEXT", "TENANT_VAR", "ClickToCall", "ClickToCallError",

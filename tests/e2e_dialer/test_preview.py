@@ -11,7 +11,7 @@ from dialer.campaign import CallingWindow, Campaign, DialMode
 from dialer.keys import CampaignKeys
 from dialer.lead_store import LeadStore
 from dialer.leads import LeadState, Outcome
-from gateway.campaigns.placer import agent_auto_answer
+from gateway.campaigns.placer import pjsip_endpoint
 from gateway.devices import DeviceRegistry
 from gateway.devices.contact_lookup import resync_from
 from gateway.devices.events import AmiEvent
@@ -112,8 +112,45 @@ async def test_accepting_a_preview_rings_the_agents_phone_first(
         assert handle.stats().abandoned == 0
 
 
-def test_an_agent_interface_no_registered_phone_matches_gets_no_header() -> None:
-    devices = DeviceRegistry(load_profiles())
-    assert agent_auto_answer(devices, "PJSIP/6009") == []  # never seen by Asterisk
-    assert agent_auto_answer(devices, "Local/6001@agents") == []
-    assert agent_auto_answer(None, AGENT) == []
+async def test_accepting_for_a_phone_that_is_not_registered_dials_nothing(
+        dialer_rig: RigFactory) -> None:
+    """The click-to-call checks hold for preview too: an agent whose desk phone went
+    offline, or one Asterisk never saw, gets a clear reason, and no slot is taken."""
+    async with dialer_rig(20.0) as rig:
+        sim = rig.sim
+        sim.register_phone("6001", user_agent=YEALINK_T31P)
+        devices = DeviceRegistry(load_profiles())
+        rig.client.subscribe("*", devices.handle_event)
+        assert await resync_from(rig.client, devices)
+        sim.unregister_phone("6001")
+        await rig.wait_for("phone offline", lambda: (
+            (snap := devices.device("6001")) is not None and not snap.registered), 10)
+
+        await rig.limits.settings.set_trunk_limit(TRUNK, 5)
+        campaign = Campaign(TENANT, "offline-agent", mode=DialMode.PREVIEW, trunk=TRUNK,
+                            agent_queue="sales", caller_id="4930123456", max_attempts=3,
+                            window=CallingWindow(time(6, 0), time(18, 0)))
+        await rig.add_campaign(campaign)
+        zone, _ = zones_open_and_closed(sim.clock.now())
+        await rig.import_rows(campaign, [(p, zone) for p in LEADS])
+        service = rig.start_service(devices=devices)
+        await rig.wait_for("campaign running",
+                           lambda: service.handle(TENANT, campaign.campaign_id) is not None, 10)
+        handle = service.handle(TENANT, campaign.campaign_id)
+        assert handle is not None
+
+        for agent, reason in ((AGENT, "device_offline"), ("PJSIP/6009", "unknown_device")):
+            offer = await handle.runner.offer_preview(agent)
+            assert offer is not None
+            result = await handle.runner.accept_preview(offer.lead.phone, agent)
+            assert (result.placed, result.reason) == (False, reason)
+        await asyncio.sleep(0.3)
+        assert rig.originated == []
+        assert await rig.in_use("trunk", TRUNK) == 0
+
+
+def test_only_pjsip_agents_take_the_desk_phone_path() -> None:
+    assert pjsip_endpoint(AGENT) == "6001"
+    assert pjsip_endpoint("pjsip/6002") == "6002"
+    assert pjsip_endpoint("Local/6001@agents") is None
+    assert pjsip_endpoint("PJSIP/") is None
