@@ -2,10 +2,13 @@
 
 The gateway side runs in its own process (core 0) as the daemon wires it: AgiServer,
 the `authorize` and `release` routes, LimitsService on a real redis-server started here.
-The driver is the simulator's FastAGI client (sim/fastagi.FastAgiCall: a new TCP
-connection per request, byte-true to Asterisk) in this process on the other core. Each
-simulated call runs `authorize` (tenant with a limit, trunk, number) and then `release`
-from its `h` extension, as the example dialplan does.
+The driver is the simulator's Asterisk side in this process on the other core: each
+AGI() run is a sim/fastagi.FastAgiCall (a new TCP connection per request, the bytes a real
+Asterisk sends and answers), its sockets driven by sim/agi_blast.py from one thread over
+epoll, since an asyncio client would cost as much CPU as the gateway and measure itself.
+Each simulated call runs `authorize` (tenant with a limit, trunk, number) and then
+`release` from its `h` extension, as the example dialplan does. Both sides' CPU time per
+call is printed.
 
 The baseline is the same acquire and release Lua scripts called with EVALSHA from one
 redis client in this process, at the same concurrency, in the same run: the ratio says
@@ -34,7 +37,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -47,6 +50,7 @@ from gateway.agi import AgiServer, Router
 from gateway.call_control import CallControl
 from gateway.metrics import Metrics
 from limits import CallRequest, EmergencyNumbers, LimitsService
+from sim.agi_blast import AgiBlast, Flow
 from sim.fastagi import FastAgiCall
 
 SITE = "bench"
@@ -113,21 +117,32 @@ async def _drive(
 
 
 
-def _agi_call(port: int) -> Callable[[int], Awaitable[float]]:
+def _agi_flows(port: int, first: int, count: int) -> Iterator[Flow]:
+    """One flow per call: `authorize` (tenant with a limit, trunk, number), then `release`
+    with the lease it set, from the `h` extension."""
     args = ("tenant=acme", "direction=out", "trunk=e1-1", "number=+15551230000")
 
-    async def one(i: int) -> float:
+    def flow(i: int) -> Flow:
         env = {"agi_uniqueid": f"1700000000.{i}", "agi_extension": "5551000"}
-        started = time.perf_counter()
-        outcome = await FastAgiCall("127.0.0.1", port, "authorize", env, args=args).run()
-        latency = time.perf_counter() - started
+        outcome = yield FastAgiCall("127.0.0.1", port, "authorize", env, args=args)
         if outcome.variables.get("CALLGATE_RESULT") != "ALLOW":
             raise RuntimeError(f"call {i} refused: {outcome.variables}")
         lease = outcome.variables["CALLGATE_LEASE"]
-        await FastAgiCall("127.0.0.1", port, "release", env, args=(f"lease={lease}",)).run()
-        return latency
+        yield FastAgiCall("127.0.0.1", port, "release", env, args=(f"lease={lease}",))
 
-    return one
+    return (flow(i) for i in range(first, first + count))
+
+
+def _drive_agi(port: int, first: int, calls: int, concurrency: int
+               ) -> tuple[float, list[float]]:
+    blast = AgiBlast()
+    started = time.perf_counter()
+    report = blast.run(_agi_flows(port, first, calls), concurrency)
+    elapsed = time.perf_counter() - started
+    blast.close()
+    if report.failures or report.runs != 2 * calls:
+        raise RuntimeError(f"{report.failures} AGI runs failed, {report.runs} of {2 * calls} ran")
+    return elapsed, report.latencies["authorize"]
 
 
 def _raw_call(limits: LimitsService) -> Callable[[int], Awaitable[float]]:
@@ -175,17 +190,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             await limits.settings.set_trunk_limit("e1-1", 100_000)
             await limits.settings.set_number_limit("acme", "+15551230000", 100_000)
             await limits.load_scripts()
-            agi_one, raw_one = _agi_call(agi_port), _raw_call(limits)
-            await _drive(agi_one, 300, opts.concurrency)  # warm-up
+            raw_one = _raw_call(limits)
+            _drive_agi(agi_port, 0, 300, opts.concurrency)  # warm-up
             await _drive(raw_one, 300, opts.concurrency)
             # Alternate halves so noise from other processes hits both alike.
-            agi_s, raw_s, gateway_cpu = 0.0, 0.0, 0.0
+            agi_s, raw_s, gateway_cpu, driver_cpu = 0.0, 0.0, 0.0, 0.0
             agi_lat: list[float] = []
             raw_lat: list[float] = []
             half = opts.calls // 2
-            for _ in range(2):
+            for rnd in range(2):
                 gateway.mark()
-                s, lat = await _drive(agi_one, half, opts.concurrency)
+                mine = time.process_time()
+                s, lat = _drive_agi(agi_port, 1000 + rnd * half, half, opts.concurrency)
+                driver_cpu += time.process_time() - mine
                 gateway_cpu += gateway.cpu_since_mark()
                 agi_s, agi_lat = agi_s + s, agi_lat + lat
                 s, lat = await _drive(raw_one, half, opts.concurrency)
@@ -193,7 +210,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             leaked = await limits.in_use()
             await client.aclose()
             return {"agi_s": agi_s, "raw_s": raw_s, "agi_lat": agi_lat, "raw_lat": raw_lat,
-                    "leaked": leaked, "calls": half * 2, "gateway_cpu": gateway_cpu}
+                    "leaked": leaked, "calls": half * 2, "gateway_cpu": gateway_cpu,
+                    "driver_cpu": driver_cpu}
 
         r = uvloop.run(run())
     finally:
@@ -216,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "leaked_slots": sum(r["leaked"].values()),
         "gateway_cpu_us_per_call": round(r["gateway_cpu"] / calls * 1e6, 1),
         "one_core_capacity_per_s": round(calls / r["gateway_cpu"], 1),
+        "driver_cpu_us_per_call": round(r["driver_cpu"] / calls * 1e6, 1),
     }
     print(f"cores: {os.cpu_count()}  calls: {calls}  in flight: {opts.concurrency}")
     print("each call = authorize + release; per second = whole calls")
@@ -226,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{percentile_ms(r['raw_lat'], 0.5):>10.2f}{figures['raw_p99_ms']:>10.2f}")
     print(f"gateway CPU per call: {figures['gateway_cpu_us_per_call']:.0f} us "
           f"(one core fully busy would decide {figures['one_core_capacity_per_s']:.0f} calls/s)")
+    print(f"simulator (driver) CPU per call: {figures['driver_cpu_us_per_call']:.0f} us")
     print(f"gateway / raw EVALSHA throughput: {figures['ratio']:.2f}; "
           f"slots left in use after the run: {figures['leaked_slots']}")
     print(json.dumps(figures))

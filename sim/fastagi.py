@@ -24,6 +24,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 ASTERISK_VERSION = "22.10.1"
 MAX_ARGS = 128  # res_agi.c
@@ -182,6 +183,66 @@ class FastAgiOutcome:
 
 
 
+class _Wire(asyncio.Protocol):
+    """The socket side of one AGI() run: bytes in a buffer, and a way to wait for more.
+
+    A plain protocol rather than asyncio streams: a load generator opens thousands of
+    these a second, and streams cost it more CPU than the gateway under test spends."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, buffer: bytearray) -> None:
+        self._loop = loop
+        self.buffer = buffer
+        self.transport: asyncio.BaseTransport | None = None
+        self.eof = False
+        self.lost = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True  # half-open: replies to commands still buffered may still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = self.lost = True
+        self._wake()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def readable(self) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def write(self, data: bytes) -> None:
+        transport: Any = self.transport  # uvloop's transports are not asyncio's classes
+        if self.lost or transport is None or transport.is_closing():
+            raise ConnectionResetError("the AGI server closed the connection")
+        transport.write(data)
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        if not self._closed.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(self._closed)
+
+
 class FastAgiCall:
     """One run of the AGI() application: opens a new TCP connection, sends the env block,
     answers commands until the server closes the socket.
@@ -225,6 +286,8 @@ class FastAgiCall:
         self._notice_pending = False
         self._failed = False
         self._started = False
+        # read once as AGI() starts, as res_agi.c does
+        self._send_sighup = not _ast_false(self.variables.get("AGISIGHUP"))
         self._buffer = bytearray()
         self._commands: list[str] = []
         self._transcript: list[tuple[str, bytes]] = []
@@ -299,36 +362,49 @@ class FastAgiCall:
         if self._started:
             raise RuntimeError("a FastAgiCall runs once; create a new one per AGI() call")
         self._started = True
+        loop = asyncio.get_running_loop()
+        wire = _Wire(loop, self._buffer)
         try:
             async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                transport, _ = await loop.create_connection(lambda: wire, self.host, self.port)
         except (OSError, TimeoutError):
             return self._finish("FAILURE")
-        send_sighup = not _ast_false(self.variables.get("AGISIGHUP"))
+        wire.transport = transport  # uvloop may call connection_made a loop turn later
         try:
-            await self._send_env(writer)
+            await self._send_env(wire)
             while True:
-                line = await self._next_line(reader)
+                line = await self._next_line(wire)
                 if line is None:
                     break
-                # A hangup already noticed goes in front; one this command causes
-                # (HANGUP, EXEC Hangup) is told in front of the next reply (c6).
-                notice, self._notice_pending = self._notice_pending, False
-                reply = self._handle(line)
-                if notice and send_sighup:
-                    await self._send(writer, b"HANGUP\n")
-                for part in reply:
-                    await self._send(writer, part)
+                for part in self.answer(line):
+                    wire.write(part)
         except (ConnectionError, OSError):
             pass  # the server went away mid-reply: AGI() ends as on a close
         finally:
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await writer.wait_closed()
+            await wire.close()
+        return self.outcome()
+
+    def outcome(self) -> FastAgiOutcome:
+        """How AGI() ended, once the server has closed the connection."""
         if self._dead:
             return self._finish("HANGUP")
         return self._finish("FAILURE" if self._failed else "SUCCESS")
+
+    def answer(self, line: bytes) -> list[bytes]:
+        """The bytes Asterisk writes back for one command line, recorded in the transcript.
+        A hangup already noticed goes in front; one this command causes (HANGUP, EXEC
+        Hangup) is told in front of the next reply (c6)."""
+        notice, self._notice_pending = self._notice_pending, False
+        reply = self._handle(line)
+        if notice and self._send_sighup:
+            reply = [b"HANGUP\n", *reply]
+        for part in reply:
+            self._transcript.append(("RX", part))
+        return reply
+
+    def failed_to_connect(self) -> FastAgiOutcome:
+        self._started = True
+        return self._finish("FAILURE")
 
     def _finish(self, status: str) -> FastAgiOutcome:
         self.variables["AGISTATUS"] = status
@@ -339,44 +415,60 @@ class FastAgiCall:
             transcript=tuple(self._transcript),
         )
 
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
-        self._transcript.append(("RX", data))
-        writer.write(data)
-        await writer.drain()
-
-    async def _send_env(self, writer: asyncio.StreamWriter) -> None:
+    async def _send_env(self, wire: _Wire) -> None:
         block = self.env_block()
         start = 0
         for cut in [*self._env_split_at, len(block)]:
             if start < cut <= len(block):
-                await self._send(writer, block[start:cut])
-                await asyncio.sleep(0)
+                self._transcript.append(("RX", block[start:cut]))
+                wire.write(block[start:cut])
+                if self._env_split_at:
+                    await asyncio.sleep(0)
                 start = cut
 
-    async def _next_line(self, reader: asyncio.StreamReader) -> bytes | None:
+    async def _next_line(self, wire: _Wire) -> bytes | None:
         """A command line as res_agi.c's fgets loop reads it (without its LF)."""
-        limit = AGI_BUF_LEN - 1
         while True:
-            newline = self._buffer.find(b"\n", 0, limit)
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[: newline + 1]
-                self._transcript.append(("TX", line + b"\n"))
+            line = self.take_line(wire.eof)
+            if line is not None or wire.eof:
                 return line
-            if len(self._buffer) >= limit:  # cut: the rest runs as the next command
-                line = bytes(self._buffer[:limit])
-                del self._buffer[:limit]
-                self._transcript.append(("TX", line))
-                return line
-            chunk = await reader.read(65536)
-            if not chunk:
-                if not self._buffer:
-                    return None
-                line = bytes(self._buffer)  # a last line without LF still runs
-                self._buffer.clear()
-                self._transcript.append(("TX", line))
-                return line
-            self._buffer += chunk
+            await wire.readable()
+
+    def take_line(self, eof: bool) -> bytes | None:
+        """The next command line in the received bytes (fed with `feed`), or None when
+        there is none yet (or, at `eof`, none left)."""
+        limit = AGI_BUF_LEN - 1
+        buffer = self._buffer
+        newline = buffer.find(b"\n", 0, limit)
+        if newline >= 0:
+            line = bytes(buffer[:newline])
+            del buffer[: newline + 1]
+            self._transcript.append(("TX", line + b"\n"))
+            return line
+        if len(buffer) >= limit:  # cut: the rest runs as the next command
+            line = bytes(buffer[:limit])
+            del buffer[:limit]
+            self._transcript.append(("TX", line))
+            return line
+        if eof and buffer:
+            line = bytes(buffer)  # a last line without LF still runs
+            buffer.clear()
+            self._transcript.append(("TX", line))
+            return line
+        return None
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def start(self) -> bytes:
+        """For drivers that do their own socket work (sim/agi_blast.py): mark the run
+        started and return the env block to send, recorded in the transcript."""
+        if self._started:
+            raise RuntimeError("a FastAgiCall runs once; create a new one per AGI() call")
+        self._started = True
+        block = self.env_block()
+        self._transcript.append(("RX", block))
+        return block
 
     # ---- commands -----------------------------------------------------------------------------
 
