@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from limits import CallRequest, InvalidRequest
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what urlencode (quote_plus) leaves as it is
 
 AUTHORIZE_ARGS = frozenset(
     {"tenant", "direction", "trunk", "number", "dest", "card", "device", "pool", "call"}
@@ -64,7 +67,10 @@ def encode_request(req: CallRequest) -> str:
         "call_id": req.call_id,
         "origin": req.origin,
     }
-    query = urlencode({k: v for k, v in fields.items() if v})
+    # urlencode's per-character quoting was a visible share of a call's CPU; values made
+    # only of characters it leaves alone are joined as they are (same output)
+    query = "&".join(f"{k}={v}" if _PLAIN.fullmatch(v) else urlencode({k: v})
+                     for k, v in fields.items() if v)
     return base64.urlsafe_b64encode(query.encode()).decode().rstrip("=")
 
 
