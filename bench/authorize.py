@@ -1,7 +1,9 @@
 """Sustained authorize + release through real FastAGI sockets, beside raw EVALSHA.
 
 The gateway side runs in its own process (core 0) as the daemon wires it: AgiServer,
-the `authorize` and `release` routes, LimitsService on a real redis-server started here.
+the `authorize` and `release` routes, LimitsService on a real redis-server started here
+(on a Unix socket, as the daemon's own one), the daemon's logging (JSON, level --log-level,
+default info: a line per decision) written to /dev/null.
 The driver is the simulator's Asterisk side in this process on the other core: each
 AGI() run is a sim/fastagi.FastAgiCall (a new TCP connection per request, the bytes a real
 Asterisk sends and answers), its sockets driven by sim/agi_blast.py from one thread over
@@ -16,7 +18,7 @@ what the FastAGI round trips and the gateway's Python cost on top of Redis.
 
 Counters must be back to zero at the end (checked: a leak would make the figure a lie).
 
-    .venv/bin/python bench/authorize.py [--calls N] [--concurrency C]
+    .venv/bin/python bench/authorize.py [--calls N] [--concurrency C] [--log-level L]
 Last line: JSON {"authorize_per_s", "p50_ms", "p99_ms", "raw_evalsha_per_s", ...}.
 """
 
@@ -33,7 +35,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -48,6 +49,7 @@ import uvloop
 from bench.load import ServerProcess, percentile_ms, pin_to_core, serve_control
 from gateway.agi import AgiServer, Router
 from gateway.call_control import CallControl
+from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from limits import CallRequest, EmergencyNumbers, LimitsService
 from sim.agi_blast import AgiBlast, Flow
@@ -65,12 +67,6 @@ def _quiet() -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _client(url: str) -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5)
     return aioredis.Redis(connection_pool=pool)
@@ -80,9 +76,10 @@ def _limits(client: aioredis.Redis) -> LimitsService:
     return LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
 
 
-def _run_gateway(conn: Connection, cpu: int, redis_url: str) -> None:
+def _run_gateway(conn: Connection, cpu: int, redis_url: str, log_level: str) -> None:
     pin_to_core(cpu)
-    _quiet()
+    # the daemon's own logging (JSON lines, one per decision at info), thrown away
+    configure_logging(SITE, log_level, "json", stream=open(os.devnull, "w"))
 
     async def main() -> None:
         client = _client(redis_url)
@@ -163,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=8000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--log-level", default="info",
+                        help="the gateway's log level (default info, as the daemon runs)")
     opts = parser.parse_args(argv)
     _quiet()
 
@@ -170,16 +169,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if exe is None:
         sys.exit("redis-server is not installed (make test installs it)")
     workdir = tempfile.mkdtemp(prefix="callgate-bench-")
-    port = _free_port()
+    # A Unix socket, as the daemon's own redis-server (no [redis] url) listens on.
+    sock = os.path.join(workdir, "redis.sock")
     redis_proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        [exe, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
          "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"unix://{sock}"
     gateway = None
     try:
-        time.sleep(0.3)
-        gateway = ServerProcess(_run_gateway, url)
+        for _ in range(100):  # until redis-server listens
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        gateway = ServerProcess(_run_gateway, url, opts.log_level)
         agi_port = gateway.port
         pin_to_core(1)
 
