@@ -113,19 +113,28 @@ class AmiCallControl:
     def is_up(self, call_id: str) -> bool:
         return self._find(call_id) is not None
 
-    async def cut_off(self, call_id: str) -> None:
+    async def cut_off(self, call_id: str) -> bool | None:
+        """True when Asterisk hung a channel of the call up for us; False when the call
+        was gone already (no channel here, or every Hangup got `No such channel`); None
+        when no answer came."""
         found = self._find(call_id)
         if found is None:
             log.warning("prepaid_cut_off_no_channel", call_id=call_id)
-            return
+            return False
         link, call, _ = found
+        hit: bool | None = False
         for ch in call.live_channels:
             try:
-                await link.client.action("Hangup", [("Channel", ch.name), ("Cause", "16")])
+                res = await link.client.action("Hangup", [("Channel", ch.name), ("Cause", "16")])
             except AmiError as exc:
                 log.warning("prepaid_cut_off_failed", call_id=call_id, channel=ch.name,
                             error=str(exc))
-        log.info("prepaid_cut_off_sent", call_id=call_id)
+                hit = None if hit is False else hit
+                continue
+            if res.ok:
+                hit = True
+        log.info("prepaid_cut_off_sent", call_id=call_id, hung_up=hit)
+        return hit
 
     async def play_warning(self, call_id: str, to: WarnTarget) -> None:
         found = self._find(call_id)
@@ -356,6 +365,19 @@ class PrepaidCalls:
         of their paid time (or now, if earlier): the last moment the gateway knew them up,
         never charging time nobody paid for twice.
 
+        Calls authorized before a restart and never seen answered (`waiting_calls`) are
+        checked too: answered and hung up while the gateway was down, they are charged the
+        answered duration the record carries (Dial's ANSWEREDTIME_MS: answer = end -
+        answered), else settled unanswered. A session that has an answer time keeps it:
+        the gateway saw the callee answer on AMI, while ANSWEREDTIME_MS is the calling
+        channel's up time, which also counts the IVR and the ringing when the dialplan
+        answered the caller first (the `prepaid` route does). For the same reason an
+        answer taken from the record is never put before the session was authorized (no
+        callee answers before the Dial): what remains of that error is the ringing, which
+        is then charged; exact when the Dial is the first to answer the calling channel
+        (`authorize` with card= and no Answer() before it). Settling is once-only
+        (settle.lua): a second sweep or a late `release` gets the same CDR.
+
         Runs when a channel table has applied a listing (`table_resynced`) and after an
         ownership takeover; only when every table is exact for its current AMI session,
         since a call missing from a stale table is not a call that ended."""
@@ -381,8 +403,41 @@ class PrepaidCalls:
                             charged_until=min(now, paid_end))
                 await self._hung_up(sid, min(now, paid_end), 16, "system")
                 continue
-            await self._hung_up(sid, min(now, end), 16, "system")
+            await self._hung_up(sid, min(now, end.end), 16, await self._who(sid, end.end))
             await self.ends.forget(lease)
+        for sid, call_id, authorized_at in self.scheduler.waiting_calls():
+            if self.control.is_up(call_id):
+                continue
+            log.warning("prepaid_call_gone_unseen", session=sid, call_id=call_id,
+                        answered="unseen")
+            lease = _lease_of_session(sid)
+            end = await self.ends.end_of(lease) if lease else None
+            now = self.clock.now()
+            if end is None:  # an older dialplan, or the record lost: nothing says answered
+                log.warning("prepaid_end_unknown", session=sid, call_id=call_id,
+                            charged_until=None)
+                await self._hung_up(sid, now, 16, "system")
+                continue
+            answered_at = end.answered_at
+            if answered_at is not None:
+                answered_at = min(max(answered_at, authorized_at), end.end)
+                log.info("prepaid_answer_from_end_record", session=sid, call_id=call_id,
+                         answered_ms=end.answered_ms, charged_from=answered_at)
+            await self._hung_up(sid, min(now, end.end), 16, await self._who(sid, end.end),
+                                answered_at)
+            await self.ends.forget(lease)
+
+    async def _who(self, sid: str, end: float) -> EndedBy:
+        """Who ended a call nobody saw end: `limit` when it lasted the card's
+        CALLGATE_MAXSEC from the decision (the example's TIMEOUT(absolute) counts from
+        there, and no gateway was cutting it off), else `system` (not known)."""
+        try:
+            rec = await self.service.get(sid)
+        except (PrepaidError, RedisError, OSError):
+            return "system"
+        if rec.max_s > 0 and rec.created_ms and end * 1000 - rec.created_ms >= rec.max_s * 1000:
+            return "limit"
+        return "system"
 
     async def _settle_later(self, sid: str, ended_at: float, call_id: str,
                             lease: str) -> None:
@@ -416,10 +471,11 @@ class PrepaidCalls:
         return sid
 
     async def _hung_up(
-        self, sid: str, ended_at: float | None, cause: int, ended_by: EndedBy
+        self, sid: str, ended_at: float | None, cause: int, ended_by: EndedBy,
+        answered_at: float | None = None,
     ) -> None:
         try:
-            await self.scheduler.hung_up(sid, ended_at, cause, ended_by)
+            await self.scheduler.hung_up(sid, ended_at, cause, ended_by, answered_at)
         except PrepaidError as exc:
             log.warning("prepaid_hangup_ignored", session=sid, error=str(exc))
 
@@ -439,6 +495,31 @@ class PrepaidCalls:
         except (PrepaidError, RedisError, OSError) as exc:
             log.warning("prepaid_answer_failed", lease=lease, error=str(exc))
 
+    async def _reached_limit(self, sid: str, call: CallInfo, billsec: int,
+                             ended_at: float | None) -> bool:
+        """Did the dialplan's own limit end this call (CDR `limit`)? AMI cannot tell: an
+        absolute timeout looks like any hangup of the caller's channel (d2 = d1). The
+        example backstop, TIMEOUT(absolute) = CALLGATE_MAXSEC + margin, is set right after
+        this gateway's decision and counts from there, ringing included; so the caller's
+        side going first at least CALLGATE_MAXSEC after the decision is the limit. Not
+        `billsec >= MAXSEC`: a callee that rang longer than the margin leaves billsec
+        short of MAXSEC when the backstop fires. A caller who hangs up in the last seconds
+        before the backstop is counted as the limit too (nothing tells them apart)."""
+        maxsec = _int(call.variables.get(MAXSEC_VAR, ""))
+        if maxsec <= 0:
+            return False
+        if billsec >= maxsec:  # a limit counted from the answer (Dial's L()) or later
+            return True
+        end = ended_at if ended_at is not None else self.clock.now()
+        started = self._when(call.started_at)
+        if started is not None and end - started < maxsec:
+            return False  # not even MAXSEC since the call began, before the decision
+        try:
+            decided_ms = (await self.service.get(sid)).created_ms
+        except (PrepaidError, RedisError, OSError):
+            return False
+        return bool(decided_ms) and end * 1000 - decided_ms >= maxsec * 1000
+
     async def call_ended(self, call: CallInfo, billsec: int) -> None:
         lease = _lease_of(call)
         if not lease:
@@ -451,15 +532,13 @@ class PrepaidCalls:
         if sid is None:
             return
         caller = _caller_uid(call, sid)
-        maxsec = _int(call.variables.get(MAXSEC_VAR, ""))
-        ended_by: EndedBy
-        if maxsec > 0 and billsec >= maxsec:
+        ended_at = self._when(call.ended_at)
+        ended_by = self.hangups.ended_by(caller)
+        if ended_by == "caller" and await self._reached_limit(sid, call, billsec, ended_at):
             ended_by = "limit"
-        else:
-            ended_by = self.hangups.ended_by(caller)
         self.hangups.forget(call.linkedid)
         released = self._releasing.pop(sid, None)
-        await self._hung_up(sid, self._when(call.ended_at), call.hangup_cause or 16, ended_by)
+        await self._hung_up(sid, ended_at, call.hangup_cause or 16, ended_by)
         if released is not None:  # `release` came first: the h extension's record is done
             await self.ends.forget(released[2])
 

@@ -3,20 +3,31 @@ while no gateway was watching (gateway down, AMI cut).
 
 The `h` extension of a card call writes, before its `release` AGI:
 
-    Set(DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)})
+    Set(DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)},${ANSWEREDTIME_MS})
 
-the end of the call in epoch seconds to the millisecond (examples/asterisk/extensions.conf).
-The session knows its answer time, so end - answer is the real duration. A gateway that was
-up deletes the record once the call is settled (`release` route); one that comes back
-after a crash reads it (AMI DBGet: a one-item event list, DBGetResponse with `Val`), settles
-the session with it and deletes it (DBDel). A missing record is None: the caller falls back
-to its older rule and says so (`prepaid_end_unknown`).
+the end of the call in epoch seconds to the millisecond, then the answered duration Dial
+left on the calling channel (examples/asterisk/extensions.conf). The session usually knows
+its answer time (the gateway saw it on AMI), so end - answer is the real duration; a call
+answered while the gateway was down has none, and `end - answered ms` stands in for it.
+ANSWEREDTIME_MS is empty when the callee never answered (Dial clears it when it starts),
+and it is the calling channel's up time (ast_channel_get_up_time_ms), so it runs from the
+first answer of that channel: when the dialplan answered the caller before the Dial (the
+`prepaid` IVR does), it also counts the IVR and the ringing; the caller clamps it (see
+PrepaidCalls.sweep_gone).
+
+A record of an older dialplan holds the end only (`1732370000.123`): it is still read, with
+the answered duration unknown. A gateway that was up deletes the record once the call is
+settled (`release` route); one that comes back after a crash reads it (AMI DBGet: a
+one-item event list, DBGetResponse with `Val`), settles the session with it and deletes it
+(DBDel). A missing record is None: the caller falls back to its older rule and says so
+(`prepaid_end_unknown`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
@@ -29,6 +40,19 @@ log = structlog.get_logger(__name__)
 END_FAMILY = "callgate_end"
 
 
+@dataclass(frozen=True)
+class EndRecord:
+    end: float  # epoch seconds
+    answered_ms: int | None  # Dial's ANSWEREDTIME_MS; 0 not answered, None not recorded
+
+    @property
+    def answered_at(self) -> float | None:
+        """end - answered duration, epoch seconds; None unless the record says answered."""
+        if not self.answered_ms:
+            return None
+        return self.end - self.answered_ms / 1000
+
+
 class _Link(Protocol):
     @property
     def client(self) -> AmiClient: ...
@@ -38,8 +62,8 @@ class EndRecords:
     def __init__(self, asterisks: Mapping[str, _Link]) -> None:
         self._asterisks = asterisks
 
-    async def end_of(self, lease: str) -> float | None:
-        """The call's recorded end, epoch seconds; None when no Asterisk has a usable one."""
+    async def end_of(self, lease: str) -> EndRecord | None:
+        """The call's recorded end; None when no Asterisk has a usable one."""
         for name, link in self._asterisks.items():
             if not link.client.logged_in:
                 continue
@@ -54,11 +78,11 @@ class EndRecords:
                 continue  # "Database entry not found": maybe on another Asterisk
             for ev in res.events:
                 if ev.name.lower() == "dbgetresponse" and ev.get("Key") == lease:
-                    end = parse_end(ev.get("Val") or "")
-                    if end is None:
+                    record = parse_end(ev.get("Val") or "")
+                    if record is None:
                         log.warning("prepaid_end_unreadable", lease=lease, asterisk=name,
                                     value=ev.get("Val"))
-                    return end
+                    return record
         return None
 
     async def forget(self, lease: str) -> None:
@@ -77,15 +101,26 @@ class EndRecords:
                 return
 
 
-def parse_end(value: str) -> float | None:
-    """'1732370000.123' (or a whole ${EPOCH}, or followed by more words) -> epoch seconds."""
+def parse_end(value: str) -> EndRecord | None:
+    """'1732370000.123,4520' -> EndRecord(1732370000.123, 4520). The older one-field
+    '1732370000.123' (or a whole ${EPOCH}, or followed by more words) has answered_ms None;
+    so has an answered field that is not a whole number of ms >= 0. An empty one (Dial never
+    answered) is 0. None when the end itself is unusable."""
     words = value.split()
     if not words:
         return None
+    end_text, comma, answered_text = words[0].partition(",")
     try:
-        end = float(words[0])
+        end = float(end_text)
     except ValueError:
         return None
     if not math.isfinite(end) or end <= 0:
         return None
-    return end
+    if not comma:
+        return EndRecord(end, None)
+    answered_text = answered_text.partition(",")[0].strip()
+    if not answered_text:
+        return EndRecord(end, 0)
+    if not answered_text.isdigit():
+        return EndRecord(end, None)
+    return EndRecord(end, int(answered_text))

@@ -31,8 +31,9 @@ EV_RECHARGE_FAILED = "prepaid.recharge_failed"
 
 
 class CallControl(Protocol):
-    async def cut_off(self, call_id: str) -> None:
-        """Hang the call up now: its credit is spent (AMI Hangup, cause 16)."""
+    async def cut_off(self, call_id: str) -> bool | None:
+        """Hang the call up now: its credit is spent (AMI Hangup, cause 16). False when
+        there was nothing left to hang up (the call had already ended), None if unknown."""
         ...
 
     async def play_warning(self, call_id: str, to: WarnTarget) -> None:

@@ -71,6 +71,7 @@ class SessionRecord:
     cdr: str
     origin: str = ""  # the Asterisk the call is on, once a gateway saw it answered
     epoch: int = 0  # highest event-owner epoch that debited it (debit.lua's fence)
+    max_s: int = 0  # CALLGATE_MAXSEC the card allowed at authorize (0: unknown, no limit)
 
     @classmethod
     def from_hash(cls, raw: Mapping[Any, Any]) -> SessionRecord:
@@ -110,6 +111,7 @@ class SessionRecord:
             cdr=h.get("cdr", ""),
             origin=h.get("origin", ""),
             epoch=as_int(h.get("epoch")),
+            max_s=int(m.get("max_s", 0)),
         )
 
 

@@ -103,6 +103,9 @@ class _Hangup:
     cause: int
     ended_by: EndedBy
     answered_at: float | None
+    # still ticked here when it hung up: this gateway had not cut it off, whatever a
+    # debit that ran after the call's end (a frozen gateway waking up) marked in Redis
+    uncut: bool = False
 
 
 @dataclass
@@ -170,8 +173,15 @@ class DebitScheduler:
         self._heap: list[tuple[int, int, str, int]] = []  # due ms, tie, session id, version
         self._tie = itertools.count()
         self._cut_local: set[str] = set()
+        # cut-offs under way, and those that found the call already gone (a gateway that
+        # froze past the end of the credit): not `credit` in the CDR
+        self._cutting: dict[str, asyncio.Task[None]] = {}
+        self._cut_missed: set[str] = set()
         self._unsettled: dict[str, _Hangup] = {}
         self._cut_mirrors: dict[str, _Live] = {}
+        # authorized, not seen answered, found by resume(): session id -> (call id, created
+        # epoch s); the gateway settles those whose call ended while it was down
+        self._waiting: dict[str, tuple[str, float]] = {}
         # hangups seen here (settled or being settled): never adopted again by resume()
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._settle_q: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
@@ -219,6 +229,12 @@ class DebitScheduler:
     def live_count(self) -> int:
         return len(self._live)
 
+    def waiting_calls(self) -> list[tuple[str, str, float]]:
+        """(session id, Asterisk call id, authorized at, epoch s) of the calls resume() found
+        not yet answered: after a restart the gateway checks them against the channels
+        Asterisk still has, as it does `live_calls`; an answer or a hangup drops one."""
+        return [(sid, call_id, at) for sid, (call_id, at) in self._waiting.items()]
+
     def live_calls(self) -> list[tuple[str, str, float]]:
         """(session id, Asterisk call id, end of its paid time in epoch s) of every call
         this ticker debits or has cut off and not yet seen hang up: the gateway checks
@@ -233,6 +249,7 @@ class DebitScheduler:
         (with the connection fee) in its next run, batched with the other answers and
         renewals (within `coalesce_s`); a card that cannot pay it is cut off then. When
         another gateway owns `origin`, the answer is only noted in the session."""
+        self._waiting.pop(session_id, None)
         rec = await self._svc.opened(session_id)
         now_ms = to_ms(self._clock.now())
         answer_ms = to_ms(answered_at) if answered_at is not None else now_ms
@@ -271,6 +288,8 @@ class DebitScheduler:
 
         None when Redis cannot be reached: the settlement is kept (with the real end time,
         so the charge is exact) and retried by the ticker until Redis answers."""
+        self._waiting.pop(session_id, None)
+        uncut = session_id in self._live or await self._cut_missed_it(session_id)
         live = self._live.pop(session_id, None) or self._cut_mirrors.pop(session_id, None)
         if live is not None:
             live.version += 1
@@ -281,13 +300,25 @@ class DebitScheduler:
             self._cut_local.discard(session_id)
             ended_by = "credit"
         when = ended_at if ended_at is not None else self._clock.now()
-        hangup = _Hangup(session_id, when, cause, ended_by, answered_at)
+        hangup = _Hangup(session_id, when, cause, ended_by, answered_at,
+                         uncut and ended_by != "credit")
         try:
             return await self._settle(hangup, live)
         except (RedisError, OSError) as exc:
             self._unsettled[session_id] = hangup
             log.warning("prepaid_settle_deferred", session=session_id, error=str(exc))
             return None
+
+    async def _cut_missed_it(self, session_id: str) -> bool:
+        """Did this gateway's cut-off find the call already ended? Waits for a cut-off
+        under way: its AMI Hangup answers before the Hangup events it causes, and with
+        `No such channel` when the call was gone (then someone else ended it)."""
+        task = self._cutting.pop(session_id, None)
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=self._cb_timeout)
+        missed = session_id in self._cut_missed
+        self._cut_missed.discard(session_id)
+        return missed
 
     async def _settle(self, h: _Hangup, live: _Live | None = None, batch: bool = True) -> Cdr:
         known = None
@@ -302,6 +333,7 @@ class DebitScheduler:
         batching = batch and self._runner is not None and not self._runner.done()
         cdr = await self._svc.hangup(h.session_id, h.ended_at, h.cause, h.ended_by,
                                      answered_at, known=known, relay_now=False,
+                                     uncut=h.uncut,
                                      send=self._queue_settle if batching else None)
         self._wake.set()  # the ticker relays the CDR on its next run
         return cdr
@@ -385,6 +417,8 @@ class DebitScheduler:
                         closed += 1
                     else:
                         waiting += 1
+                        if sid not in self._ended:
+                            self._waiting[sid] = (rec.call_id, rec.created_ms / 1000)
                     continue
                 epoch = self._epoch_for(rec.origin)
                 mine = self._live.get(sid)
@@ -666,10 +700,19 @@ class DebitScheduler:
         self.stats.cut_late_ms.append(now_ms - lv.paid_end_ms)
         log.info("prepaid_cut_off", call_id=rec.call_id, card=rec.account, tenant=rec.tenant,
                  session=rec.session_id, late_ms=now_ms - lv.paid_end_ms, reissued=again)
-        self._spawn(self._cut_calls(lv), "prepaid_cut_off", lv)
+        sid = rec.session_id
+        task = self._spawn(self._cut_calls(lv, again), "prepaid_cut_off", lv)
+        self._cutting[sid] = task
+        task.add_done_callback(lambda t: self._cutting.pop(sid, None)
+                               if self._cutting.get(sid) is t else None)
 
-    async def _cut_calls(self, lv: _Live) -> None:
-        await self._control.cut_off(lv.rec.call_id)
+    async def _cut_calls(self, lv: _Live, again: bool = False) -> None:
+        hit = await self._control.cut_off(lv.rec.call_id)
+        if hit is False and not again:  # a re-issued cut-off may have worked the first time
+            self._cut_missed.add(lv.rec.session_id)
+            log.info("prepaid_cut_off_missed", call_id=lv.rec.call_id,
+                     session=lv.rec.session_id, detail="the call had already ended")
+            return
         await self._events.publish(EV_CUT_OFF, self._payload(lv))
 
     def _payload(self, lv: _Live) -> dict[str, Any]:
@@ -680,10 +723,12 @@ class DebitScheduler:
             "currency": rec.tariff.currency if rec.tariff else "",
         }
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], what: str, lv: _Live) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str,
+               lv: _Live) -> asyncio.Task[None]:
         task = asyncio.create_task(self._guard(coro, what, lv))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _guard(self, coro: Coroutine[Any, Any, None], what: str, lv: _Live) -> None:
         try:

@@ -228,6 +228,7 @@ class SessionService:
             "warn_to": card.warn_to or settings.warn_to, "low": settings.low_balance,
             "bspec": spec.to_json() if spec else "", "emergency": False,
             "allowance": tariff.increment_allowance(), "plan": plan.name,
+            "max_s": max_s,
         }
         fields = _session_fields(
             meta, bundle=spec is not None, fee=entry.connection_fee,
@@ -380,6 +381,7 @@ class SessionService:
         known: SessionRecord | None = None,
         relay_now: bool = True,
         send: SettleSender | None = None,
+        uncut: bool = False,
     ) -> Cdr:
         """Settle the call and write its CDR, exactly once; a replay returns the same CDR.
 
@@ -388,7 +390,17 @@ class SessionService:
         it is stale, the settlement says so and the session is read). With `relay_now`
         False the CDR stays in the account's outbox until `flush_relays()` sends many in
         one round trip (the ticker does so every run). `send` runs settle.lua (keys, args)
-        and returns its reply: the ticker batches settlements of many hangups with it."""
+        and returns its reply: the ticker batches settlements of many hangups with it.
+
+        A session marked cut (`credit`) is settled as ended by the credit cut-off unless
+        `uncut`: the ticker says it had not cut the call when it hung up, so the mark came
+        from a debit that ran after the call had already ended (a gateway frozen past the
+        end of the credit, then woken) and `ended_by` says who really ended it.
+
+        `answered_at` is only used when the session has no answer time of its own: that one
+        is the callee's answer as the gateway saw it, exact; the `h` extension's
+        ANSWEREDTIME_MS the gateway derives `answered_at` from after a restart is the calling
+        channel's up time, which counts more when the caller was answered first."""
         if ended_by not in ENDED_BY:
             raise BadInput(f"ended_by {ended_by!r} must be one of {', '.join(ENDED_BY)}")
         for _ in range(10):
@@ -432,6 +444,7 @@ class SessionService:
                 rec.seq, price.total, price.free_s, rec.allowance, head, day,
                 self._keep_ended_s, end_ms, ended_by, rec.session_id,
                 answer_ms if answer_ms and not rec.answer_ms else "",
+                "1" if uncut else "",
             ]
             if send is not None:
                 res = await send(settle_keys, settle_args)

@@ -23,6 +23,8 @@
 -- ARGV[9] ended by (caller, callee, limit, system); 'credit' wins when the call was cut
 -- ARGV[10] session id
 -- ARGV[11] answer, epoch ms, recorded when the session was never seen answered ('' none)
+-- ARGV[12] '1': the settling ticker had not cut the call off when it hung up, so a cut
+--          mark (from a debit that ran after the call's end) does not make it 'credit'
 --
 -- Returns {status, cdr json}: ok | ended (already settled: its CDR) | retry | missing
 
@@ -66,7 +68,7 @@ redis.call('HINCRBY', KEYS[1], 'balance', string.format('%d', -take))
 redis.call('HINCRBY', KEYS[1], 'held', string.format('%d', -charged))
 
 local who = ARGV[9]
-if s[5] == 'credit' then
+if s[5] == 'credit' and ARGV[12] ~= '1' then
   who = 'credit'
 end
 local cdr = ARGV[5] .. string.format(',"charge":%d,"uncollected":%d,"balance_after":%d,"ended_by":"%s"}',

@@ -51,6 +51,10 @@ class ContextConfig:
     # Seconds added to CALLGATE_MAXSEC in Dial's L(): a prepaid dialplan leaves the cut-off
     # to the gateway (it sees the shared balance) and keeps L() only as a backstop.
     maxsec_margin: int = 0
+    # The backstop of examples/asterisk/extensions.conf instead: when set (and MAXSEC > 0),
+    # `ExecIf(1?Set(TIMEOUT(absolute)=MAXSEC+this))` before a Dial without L(). It counts
+    # from that Set, ringing included, and ends the call as AMI AbsoluteTimeout does (d2).
+    timeout_margin: int | None = None
 
 
 @dataclass

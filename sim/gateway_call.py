@@ -294,15 +294,23 @@ class GatewayCall(Flow):
             self._denied(cause)
             return
         maxsec = _int(self.var(g2, "CALLGATE_MAXSEC"), 0)
+        prio = 3
+        if self.ctx.timeout_margin is not None:  # TIMEOUT(absolute), no L()
+            absolute = maxsec + self.ctx.timeout_margin if maxsec > 0 else 0
+            self.w.newexten(g2, prio, "ExecIf",
+                            f"{1 if absolute else 0}?Set(TIMEOUT(absolute)={absolute})")
+            if absolute:
+                self.dp.absolute_timeout(g2, absolute)
+            maxsec, prio = 0, prio + 1
         maxsec += self.ctx.maxsec_margin if maxsec > 0 else 0
         opts = f"L({maxsec * 1000})" if maxsec > 0 else ""
         timeout = self.ctx.dial_timeout
         data = f"Local/{self.exten}@{self.ctx.callee_context},{timeout},{opts}"
-        self.w.newexten(g2, 3, "Dial", data)
+        self.w.newexten(g2, prio, "Dial", data)
         await self._dial(timeout, maxsec * 1000 if maxsec > 0 else None)
         if self.finished or g2.hungup:
             return
-        self.w.newexten(g2, 4, "Hangup", "")
+        self.w.newexten(g2, prio + 1, "Hangup", "")
         self._after_failed_dial_hangup(16)
 
     def _denied(self, cause: int) -> None:
@@ -684,9 +692,10 @@ class GatewayCall(Flow):
     def _dial_result_vars(self) -> None:
         w, g2 = self.w, self.g2
         now = w.clock.now()
-        answered_ms = int(
-            (now - (self.c1.answered_at if self.c1 and self.c1.answered_at else now)) * 1000
-        )
+        # the calling channel's up time (ast_channel_get_up_time_ms), as Asterisk's Dial:
+        # from the callee's answer, or earlier when the channel was answered first (h3)
+        up = g2.answered_at or (self.c1.answered_at if self.c1 else None) or now
+        answered_ms = int((now - up) * 1000)
         dialed_ms = int((now - self.dial_started) * 1000)
         w.varset(g2, "ANSWEREDTIME", str(answered_ms // 1000))
         w.varset(g2, "ANSWEREDTIME_MS", str(answered_ms))
@@ -807,6 +816,12 @@ class _AgiEvents:
 
     def command_finished(self, command: str, code: int) -> None:
         w = self.call.w
+        g2 = self.call.g2
+        # ast_answer, before the command's AGIExecEnd (a Local ;2 would answer its ;1 too:
+        # not modelled, its state is left as it was)
+        answered = code == 200 and command.split()[:1] == ["ANSWER"]
+        if answered and self.call.g1 is None and g2.state != UP:
+            w.newstate(g2, UP)
         w.ch_event(
             "AGIExecEnd",
             self.call.g2,

@@ -38,17 +38,26 @@ PIN_SECRET = "e2e-prepaid-secret-0123456789"
 # 0.60 EUR a minute, per second: one cent a second
 PLAN_CSV = "prefix,destination,rate,increments\n44,UK,0.60,1/1\n"
 MARGIN_S = 10  # the dialplan's L() backstop, past CALLGATE_MAXSEC
-# examples/asterisk/extensions.conf: the h extension records the end, then `release`
-H_END = "DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)}"
+TIMEOUT_MARGIN_S = 5  # prepaid-backstop: TIMEOUT(absolute) = CALLGATE_MAXSEC + this
+# examples/asterisk/extensions.conf: the h extension records the end and the answered ms
+# Dial left on the calling channel, then `release`
+H_END = "DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)},${ANSWEREDTIME_MS}"
+
+
+# numbers starting with these ring this many seconds before the far end answers
+RING_S = {"4471": 3, "4472": 12, "4473": 3}
 
 
 class Talker:
     """Far end that answers and talks until hung up (10 simulated minutes); numbers
-    starting 449 hang up themselves after 20 s."""
+    starting 449 hang up themselves after 20 s; those of RING_S ring first."""
 
     def plan(self, exten: str, rng: random.Random) -> tuple[Step, ...]:
         talk = "20" if exten.startswith("449") else "600"
-        return (("Answer", ""), ("Wait", talk), ("Hangup", "16"))
+        ring: tuple[Step, ...] = ()
+        if exten[:4] in RING_S:
+            ring = (("Ringing", ""), ("Wait", str(RING_S[exten[:4]])))
+        return (*ring, ("Answer", ""), ("Wait", talk), ("Hangup", "16"))
 
 
 @dataclass
@@ -164,6 +173,12 @@ async def stack(redis_proc: RedisServer, redis_client: aioredis.Redis,
         "prepaid-booth",
         agi=f"{agi}/prepaid,tenant=shop1,direction=out,device=${{BOOTH}},dest=${{EXTEN}}",
         release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
+    ))
+    # the backstop of examples/asterisk/extensions.conf: TIMEOUT(absolute), set after the
+    # decision, instead of L()
+    sim.add_context(ContextConfig(
+        "prepaid-backstop", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
+        release_agi=release, timeout_margin=TIMEOUT_MARGIN_S, h_sets=(H_END,),
     ))
     st = PrepaidStack(sim, services, redis_client, clock)
     st.watch_ami_hangups()

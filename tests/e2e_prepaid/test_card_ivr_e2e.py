@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.prepaid_end_records import END_FAMILY, parse_end
+from prepaid import keys
 from prepaid.clock import SystemClock
 from prepaid.pins import PinHasher
 from prepaid.vouchers import VoucherService
@@ -48,11 +50,17 @@ async def test_caller_tops_up_with_a_voucher_by_phone(stack: PrepaidStack) -> No
     await stack.answered(call)
     stack.hang_up(call)
     await asyncio.wait_for(call.ended.wait(), 10)
-    cdrs = await stack.cdrs()
+    cdrs = [c for c in await stack.cdrs() if c.account == card]
     assert stack.services.prepaid is not None
     info = await stack.services.prepaid.cards.get(card)
     live = await stack.services.prepaid.cards.live_sessions(card)
-    assert info.balance + sum(c.charge for c in cdrs) == 500, (info, live, cdrs)
+    # what to look at if this ever fails again (it did once, not reproduced since):
+    # sessions still holding money, and each CDR's money fields
+    held = {sid: await stack.redis.hgetall(keys.session(card, sid)) for sid in live}
+    money = [(c.session_id, c.total, c.charge, c.uncollected, c.billable_s, c.answer_ms,
+              c.end_ms) for c in cdrs]
+    assert len(cdrs) == 1 and info.held == 0, (info, held, money)
+    assert info.balance + sum(c.charge for c in cdrs) == 500, (info, held, money)
 
 
 async def test_booth_bound_to_a_card_calls_without_card_or_pin(stack: PrepaidStack) -> None:
@@ -110,3 +118,24 @@ async def test_destination_outside_the_plan_is_no_route(stack: PrepaidStack) -> 
     call = stack.place("33123456789", "prepaid-out", CARD=card)
     decided = await stack.decided(call)
     assert (decided["CALLGATE_RESULT"], decided["CALLGATE_REASON"]) == ("DENY", "no_route")
+
+
+async def test_cdr_counts_from_the_callees_answer_not_the_ivrs(stack: PrepaidStack) -> None:
+    """The IVR answers the caller's channel, so Dial's ANSWEREDTIME_MS in the h extension's
+    record (the channel's up time, as in Asterisk) also counts the IVR and the ringing; the
+    gateway, which saw the callee answer, charges from that answer only."""
+    card, pin = await stack.card(1000)
+    # the callee rings 12 s (the simulated dialplan dials the context's extension)
+    call = stack.place_ivr(f"{card}#{pin}#447212345678#", number="447212345678")
+    await stack.decided(call, timeout=15)
+    lease = call.var(call.g2, "CALLGATE_LEASE")
+    await stack.answered(call)
+    await asyncio.sleep(10 / 20)  # ~10 simulated seconds of talk
+    stack.hang_up(call)
+    await asyncio.wait_for(call.ended.wait(), 10)
+    record = parse_end(stack.sim.world.astdb.get(END_FAMILY, lease) or "")
+    cdr = (await stack.cdrs())[0]
+    assert record is not None and record.answered_ms is not None
+    assert record.answered_ms >= cdr.duration_s * 1000 + 6000  # + the 12 s of ringing
+    assert 8 <= cdr.billable_s <= 14
+    assert cdr.answer_ms > round(record.end * 1000) - record.answered_ms

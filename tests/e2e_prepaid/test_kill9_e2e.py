@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.prepaid_end_records import END_FAMILY
+from gateway.prepaid_end_records import END_FAMILY, parse_end
 from limits import EmergencyNumbers, LimitsService
 from prepaid.batches import BatchService, BatchSpec
 from prepaid.cards import CardService
@@ -131,7 +131,9 @@ async def test_kill9_mid_call_conserves_money(stack: Stack) -> None:
     by_call = {c.call_id: c for c in found}
     for call in calls[:2]:  # charged their real duration, from the recorded end
         cdr = by_call[call.g2.uniqueid]
-        end_ms = round(float(recorded[leases[call.g2.uniqueid]]) * 1000)
+        record = parse_end(recorded[leases[call.g2.uniqueid]])
+        assert record is not None and record.answered_ms  # answered before the kill
+        end_ms = round(record.end * 1000)
         assert cdr.end_ms == end_ms, (cdr.end_ms, end_ms)
         assert abs(end_ms / 1000 - hung_at[call.g2.uniqueid]) < 0.5  # when it hung up,
         assert end_ms / 1000 < restarted_at - 0.5  # not when the gateway came back

@@ -37,8 +37,9 @@ class RecordingControl:
     cut: list[tuple[str, float]] = field(default_factory=list)
     warned: list[tuple[str, WarnTarget, float]] = field(default_factory=list)
 
-    async def cut_off(self, call_id: str) -> None:
+    async def cut_off(self, call_id: str) -> bool | None:
         self.cut.append((call_id, self.clock.now()))
+        return None  # as if Asterisk did not say
 
     async def play_warning(self, call_id: str, to: WarnTarget) -> None:
         self.warned.append((call_id, to, self.clock.now()))

@@ -1,0 +1,33 @@
+"""The `h` extension's AstDB end record, as gateway.prepaid_end_records reads it: the
+current "<end>,<answered ms>" and the older "<end>" an upgraded Asterisk may still hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.prepaid_end_records import EndRecord, parse_end
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1732370000.123,4520", EndRecord(1732370000.123, 4520)),
+    ("1732370000.123,", EndRecord(1732370000.123, 0)),  # Dial never answered
+    ("1732370000.123,0", EndRecord(1732370000.123, 0)),
+    ("1732370000.123", EndRecord(1732370000.123, None)),  # an older dialplan's record
+    ("1732370000", EndRecord(1732370000.0, None)),  # ${EPOCH}
+    ("1732370000.123 more words", EndRecord(1732370000.123, None)),
+    ("1732370000.123,4.5", EndRecord(1732370000.123, None)),  # not whole ms: unknown
+    ("1732370000.123,-5", EndRecord(1732370000.123, None)),
+])
+def test_records_old_and_new_are_read(value: str, expected: EndRecord) -> None:
+    assert parse_end(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "  ", "soon", "-1", "0,100", "nan,5", "inf"])
+def test_unusable_ends_are_none(value: str) -> None:
+    assert parse_end(value) is None
+
+
+def test_answered_at_is_end_less_the_answered_time() -> None:
+    assert EndRecord(1000.5, 4500).answered_at == pytest.approx(996.0)
+    assert EndRecord(1000.5, 0).answered_at is None
+    assert EndRecord(1000.5, None).answered_at is None
