@@ -63,7 +63,8 @@ class CardCalls(Protocol):
     async def authorize_card(self, req: AgiRequest, call: CallRequest, card: str,
                              granted: Decision) -> Decision: ...
 
-    async def release(self, lease: str, call_id: str = "") -> None: ...
+    async def release(self, lease: str, call_id: str = "",
+                      answered_ms: int | None = None) -> None: ...
 
 
 class CallControl:
@@ -166,7 +167,10 @@ class CallControl:
         freed = await self._limits.release(lease, by="agi")
         log.info("release_route", lease=lease, freed=freed)
         if self.cards is not None and lease:
-            await self.cards.release(lease, req.call_id)
+            # ANSWEREDTIME_MS from the h extension: the answer of a card call AMI missed
+            answered = req.args.get("answered_ms", "")
+            await self.cards.release(lease, req.call_id,
+                                     int(answered) if answered.isdigit() else None)
 
     async def _answer(
         self,

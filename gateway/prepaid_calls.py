@@ -335,8 +335,13 @@ class PrepaidCalls:
         freed = await self._limits.release(lease, by="prepaid_denied")
         log.info("prepaid_lease_released", lease=lease, freed=freed)
 
-    async def release(self, lease: str, call_id: str = "") -> None:
-        """The `release` route (or a decision never delivered): end the card's session."""
+    async def release(self, lease: str, call_id: str = "",
+                      answered_ms: int | None = None) -> None:
+        """The `release` route (or a decision never delivered): end the card's session.
+
+        `answered_ms` is Dial's ANSWEREDTIME_MS, passed by the `h` extension: when AMI is
+        down (no Answer seen, no Hangup coming), a call that was answered is charged from
+        end - answered_ms, never from before the decision (see sweep_gone for why)."""
         try:
             sid = await self._session_of(lease, call_id)
         except (RedisError, OSError) as exc:
@@ -345,6 +350,7 @@ class PrepaidCalls:
         if sid is None:
             return
         ended_at = self.clock.now()
+        answered_at = await self._answer_from(sid, ended_at, answered_ms)
         if call_id and self._all_logged_in():
             # AMI says when the call was answered and who hung up first: settle from its
             # Hangup, and only if that never comes, here after the grace. Not only while
@@ -352,10 +358,25 @@ class PrepaidCalls:
             # answer may still wait in the listener's queue, and settling now would charge
             # an answered call nothing (a replay after call_ended settled is a no-op).
             self._releasing[sid] = (ended_at, call_id, lease)
-            self._spawn(self._settle_later(sid, ended_at, call_id, lease))
+            self._spawn(self._settle_later(sid, ended_at, call_id, lease, answered_at))
             return
-        await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
+        await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id), answered_at)
         await self.ends.forget(lease)  # settled: the h extension's end record is not needed
+
+    async def _answer_from(self, sid: str, ended_at: float,
+                           answered_ms: int | None) -> float | None:
+        """When the call was answered by the `h` extension's account, for a session the
+        gateway never saw answered; None if not answered or not known."""
+        if not answered_ms or answered_ms <= 0:
+            return None
+        try:
+            created_ms = (await self.service.get(sid)).created_ms
+        except (PrepaidError, RedisError, OSError):
+            return None
+        answered_at = ended_at - answered_ms / 1000
+        if created_ms:
+            answered_at = max(answered_at, created_ms / 1000)
+        return min(answered_at, ended_at)
 
     async def sweep_gone(self) -> None:
         """After an AMI (re)login: calls this gateway debits whose channel Asterisk no
@@ -440,10 +461,11 @@ class PrepaidCalls:
         return "system"
 
     async def _settle_later(self, sid: str, ended_at: float, call_id: str,
-                            lease: str) -> None:
+                            lease: str, answered_at: float | None = None) -> None:
         await asyncio.sleep(self._release_grace)
         if self._releasing.pop(sid, None) is not None:  # else call_ended settled it
-            await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id))
+            await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id),
+                                answered_at)
             await self.ends.forget(lease)
 
     def _when(self, monotonic: float | None) -> float | None:

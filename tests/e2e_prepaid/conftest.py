@@ -160,7 +160,9 @@ async def stack(redis_proc: RedisServer, redis_client: aioredis.Redis,
     services.prepaid_clock = clock
     await services.start()
     agi = f"agi://127.0.0.1:{services.agi_port}"
-    release = f"{agi}/release,lease=${{CALLGATE_LEASE}}"
+    # as examples/asterisk/extensions.conf: the answered time goes along, for a gateway
+    # that missed the answer on AMI
+    release = f"{agi}/release,lease=${{CALLGATE_LEASE}},answered_ms=${{ANSWEREDTIME_MS}}"
     sim.add_context(ContextConfig(
         "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
         release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
