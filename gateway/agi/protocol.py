@@ -9,7 +9,7 @@ come from the Asterisk 22 recordings (shared/fixtures/asterisk) and res/res_agi.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -21,6 +21,9 @@ MAX_ENV_BYTES = 16 * 1024
 MAX_COMMAND_BYTES = 8190
 
 _LINE_RE = re.compile(rb"(agi_[A-Za-z0-9_]+): ?(.*)\Z", re.S)
+# The same line syntax over many lines at once: each match starts a line and ends at its LF.
+_LINES_RE = re.compile(r"^(agi_[A-Za-z0-9_]+): ?(.*)\n", re.M)
+_ARG_LINE_RE = re.compile(r"^agi_arg_([1-9][0-9]{0,3}):", re.M)  # as _ARG_KEY_RE, per line
 _ARG_KEY_RE = re.compile(r"agi_arg_([1-9][0-9]{0,3})\Z")
 _PARAM_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]+\Z")
 # Free text from the far end (a SIP display name) may be Latin-1; refusing the call for
@@ -66,6 +69,8 @@ class EnvBlockParser:
         self._lines = 0
         self._env: dict[str, str] = {}
         self._content_error: str | None = None
+        # agi_arg_N keys as the fast path saw them; None once a line went the slow way
+        self._numbered: list[tuple[int, str]] | None = []
         self._done = False
         self.remainder = b""
 
@@ -78,6 +83,73 @@ class EnvBlockParser:
         if self._done:
             raise BadRequest("env block already complete", framed=True)
         self._buffer += data
+        taken = self._take_lines()
+        if taken is not None:
+            return taken if isinstance(taken, AgiRequest) else None
+        return self._feed_lines()
+
+    def _take_lines(self) -> AgiRequest | bool | None:
+        """All complete lines in the buffer with one regex: the common case, 5x cheaper.
+
+        None when anything is unusual (CR, non-UTF-8, a duplicate or bad line, the size
+        cap): then nothing was consumed and the line-by-line parser decides, error and all.
+        """
+        buffer = self._buffer
+        if buffer[:1] == b"\n":
+            if not self._lines:
+                return None  # an empty line before any variable: an error
+            cut, done = 0, True
+        else:
+            end = buffer.find(b"\n\n")
+            done = end >= 0
+            cut = end + 1 if done else buffer.rfind(b"\n") + 1  # up to the last whole line
+            if cut == 0:
+                return None
+        size = self._total + cut + (1 if done else 0)
+        if size > self._max_bytes:
+            return None
+        try:
+            text = buffer[:cut].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if "\r" in text:
+            return None
+        pairs = _LINES_RE.findall(text)
+        if len(pairs) != text.count("\n"):
+            return None
+        env = self._env
+        if env:
+            new = dict(pairs)
+            if len(new) != len(pairs) or not env.keys().isdisjoint(new):
+                return None
+            env.update(new)
+        else:
+            env.update(pairs)
+            if len(env) != len(pairs):
+                env.clear()
+                return None
+        numbered = self._numbered
+        if numbered is not None:
+            first = text.find("agi_arg_")  # Asterisk writes them last: search from there
+            if first >= 0:
+                numbered.extend(
+                    (int(n), f"agi_arg_{n}") for n in _ARG_LINE_RE.findall(text, first)
+                )
+        self._lines += len(pairs)
+        self._total += cut
+        if not done:
+            del buffer[:cut]
+            if self._total + len(buffer) > self._max_bytes:
+                raise BadRequest(f"env block longer than {self._max_bytes} bytes", framed=False)
+            return False
+        self._lines += 1
+        self._total += 1
+        self._done = True
+        self.remainder = bytes(buffer[cut + 1 :])
+        buffer.clear()
+        return self._finish()
+
+    def _feed_lines(self) -> AgiRequest | None:
         buffer = self._buffer
         pos = 0  # scan by index and trim once: deleting per line was the hot spot
         try:
@@ -108,8 +180,11 @@ class EnvBlockParser:
         call_id = self._env.get("agi_uniqueid")
         if self._content_error is not None:
             raise BadRequest(self._content_error, framed=True, call_id=call_id)
+        numbered = self._numbered
+        if numbered is None:
+            numbered = _numbered_args(self._env)
         try:
-            return request_from_env(self._env)
+            return _build_request(self._env, numbered)
         except BadRequest as exc:
             exc.call_id = call_id
             raise
@@ -117,6 +192,7 @@ class EnvBlockParser:
     def _line(self, raw: bytes) -> bool:
         """Handle one line without its LF; True at the terminating empty line."""
         self._lines += 1
+        self._numbered = None
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if not raw:
@@ -162,7 +238,7 @@ def parse_env_block(data: bytes, *, max_bytes: int = MAX_ENV_BYTES) -> AgiReques
     return request
 
 
-def _split_params(items: Iterator[tuple[str, str]]) -> dict[str, str]:
+def _split_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     """key=value items from the query string and agi_arg_N, in that order."""
     params: dict[str, str] = {}
     origin: dict[str, str] = {}
@@ -185,21 +261,22 @@ def _split_params(items: Iterator[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
-def _param_items(query: str, env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
-    if query:
-        for item in query.split("&"):
-            yield "query string item", item
-    numbered = []
-    for key in env:
-        match = _ARG_KEY_RE.match(key)
-        if match:
-            numbered.append((int(match.group(1)), key))
-    for _, key in sorted(numbered):
-        yield key, env[key]
+def _numbered_args(env: Mapping[str, str]) -> list[tuple[int, str]]:
+    """(N, key) for every agi_arg_N key."""
+    return [
+        (int(match.group(1)), key)
+        for key in env
+        if key.startswith("agi_arg_") and (match := _ARG_KEY_RE.match(key)) is not None
+    ]
 
 
 def request_from_env(env: Mapping[str, str]) -> AgiRequest:
     """Build the request from a decoded env mapping; BadRequest says what is wrong."""
+    return _build_request(dict(env), _numbered_args(env))
+
+
+def _build_request(env: dict[str, str], numbered: list[tuple[int, str]]) -> AgiRequest:
+    """`env` becomes the request's (read-only) env: the caller gives it up."""
     script = env.get("agi_network_script")
     if script is None:
         raise BadRequest("agi_network_script missing: the AGI URL has no route")
@@ -210,11 +287,12 @@ def request_from_env(env: Mapping[str, str]) -> AgiRequest:
     route = path.strip("/")
     if not route:
         raise BadRequest(f"empty route in agi_network_script {script!r}")
-    args = _split_params(_param_items(query, env))
+    items = [("query string item", item) for item in query.split("&")] if query else []
+    items.extend((key, env[key]) for _, key in sorted(numbered))
     return AgiRequest(
-        env=MappingProxyType(dict(env)),
+        env=MappingProxyType(env),
         route=route,
-        args=MappingProxyType(args),
+        args=MappingProxyType(_split_params(items)),
         call_id=call_id,
         channel=env.get("agi_channel", ""),
         caller=env.get("agi_callerid", ""),
@@ -226,6 +304,9 @@ def request_from_env(env: Mapping[str, str]) -> AgiRequest:
 
 _STATUS_RE = re.compile(r"([0-9]{3})([ -])(.*)\Z", re.S)
 _RESULT_RE = re.compile(r"result=(\S*)(.*)\Z", re.S)
+# The usual reply, `200 result=1` or `200 result=1 (value)`, without the general parse.
+_PLAIN_200_RE = re.compile(r"200 result=(\S*)(?: \(([^()\r\n]*)\))?\n?\Z")
+_NO_EXTRAS: Mapping[str, str] = MappingProxyType({})
 _MULTI_START_RE = re.compile(rb"[0-9]{3}-")
 _FINAL_RE = re.compile(rb"[0-9]{3} ")
 
@@ -264,7 +345,22 @@ def ends_multiline(line: bytes) -> bool:
 
 def parse_reply(data: bytes) -> AgiReply:
     """Parse the bytes of one reply (one line, or a `NNN-` ... `NNN ` block)."""
+    common = _COMMON_REPLIES.get(data) if type(data) is bytes else None
+    if common is not None:
+        return common
+    return _parse_reply(data)
+
+
+def _parse_reply(data: bytes) -> AgiReply:
     text = data.decode("utf-8", "replace")
+    plain = _PLAIN_200_RE.match(text)
+    if plain is not None:
+        return AgiReply(200, plain.group(1), plain.group(2), _NO_EXTRAS, text.rstrip("\n"))
+    return _parse_reply_text(text)
+
+
+def _parse_reply_text(text: str) -> AgiReply:
+    """The general parse, for every shape of reply."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -304,11 +400,22 @@ def parse_reply(data: bytes) -> AgiReply:
     return AgiReply(code, result, value, MappingProxyType(extras), full_text)
 
 
+# Replies that carry no value, parsed once: AgiReply is immutable, so they can be shared.
+_COMMON_REPLIES: Mapping[bytes, AgiReply] = MappingProxyType(
+    {
+        raw: _parse_reply(raw)
+        for n in range(-2, 2)
+        for raw in (f"200 result={n}\n".encode(), f"200 result={n}".encode())
+    }
+)
+
+
 # ---- command arguments ---------------------------------------------------------------------
 
 # CR/LF would end the command line early and inject a second command; NUL would end the
 # C string. Both are dropped rather than refused, so a value from a caller cannot break out.
 _DROP = str.maketrans("", "", "\r\n\x00")
+_NEEDS_CARE_RE = re.compile(r'[\r\n\x00\\"]')
 _TOKEN_RE = re.compile(r'[^\s"\\\x00-\x1f\x7f]+\Z')
 
 
@@ -318,6 +425,8 @@ def quote_arg(value: str) -> str:
     parse_args: `"` toggles quoting, `\\` makes the next character literal, space and tab
     split words outside quotes. So: escape backslashes and quotes, then wrap in quotes.
     """
+    if _NEEDS_CARE_RE.search(value) is None:  # the usual value: nothing to drop or escape
+        return f'"{value}"'
     cleaned = value.translate(_DROP)
     return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -1,4 +1,7 @@
-"""The FastAGI TCP server: one task per connection, one request per connection.
+"""The FastAGI TCP server: one request per connection, a task per complete request.
+
+Connections are plain protocols (gateway.agi.connection): no task exists until the env
+block has been read, and none at all for garbage.
 
 Whatever happens on a connection (garbage, a handler bug, an overload) ends with a log
 line and, whenever Asterisk is still listening, a DENY on its channel: a dialplan must
@@ -8,12 +11,11 @@ never be left waiting or proceed with an undecided call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
 from typing import Any
 
 import structlog
 
+from gateway.agi.connection import CLOSE_GRACE, AgiConnection
 from gateway.agi.decision import (
     CAUSE_NO_CIRCUIT,
     CAUSE_REJECTED,
@@ -22,7 +24,7 @@ from gateway.agi.decision import (
     apply_decision,
 )
 from gateway.agi.errors import AgiConnectionClosed, AgiError, BadRequest, ChannelDead
-from gateway.agi.protocol import MAX_ENV_BYTES, AgiRequest, EnvBlockParser
+from gateway.agi.protocol import MAX_ENV_BYTES, AgiRequest
 from gateway.agi.router import Route, Router
 from gateway.agi.session import DEFAULT_COMMAND_TIMEOUT, AgiSession
 
@@ -30,7 +32,9 @@ DENY_BAD_REQUEST = Decision.deny("bad_request", CAUSE_REJECTED)
 DENY_HANDLER_FAILED = Decision.deny("backend_unavailable", CAUSE_TEMPORARY_FAILURE)
 DENY_OVER_CAP = Decision.deny("backend_unavailable", CAUSE_NO_CIRCUIT)
 
-_READ_LIMIT = 64 * 1024
+_READ_LIMIT = 64 * 1024  # the longest reply line (at least max_env_bytes)
+_SERVE = "serve"  # AgiConnection.tag: within max_connections
+_REFUSE = "refuse"  # over the cap: read the request, answer DENY
 
 
 class AgiServer:
@@ -71,7 +75,7 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._bound_port: int | None = None
         self._closing = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connections: set[AgiConnection] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._active = 0
@@ -80,11 +84,10 @@ class AgiServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("AgiServer already started")
-        self._server = await asyncio.start_server(
-            self._on_connection,
-            self._host,
-            self._port,
-            limit=max(_READ_LIMIT, self._max_env_bytes),
+        loop = asyncio.get_running_loop()
+        line_limit = max(_READ_LIMIT, self._max_env_bytes)
+        self._server = await loop.create_server(
+            lambda: AgiConnection(self, line_limit), self._host, self._port
         )
         self._bound_port = int(self._server.sockets[0].getsockname()[1])
         self._log.info("agi_listening", host=self._host, port=self.bound_port)
@@ -98,19 +101,19 @@ class AgiServer:
 
     @property
     def active_connections(self) -> int:
-        return len(self._tasks)
+        return len(self._connections)
 
     def stop_accepting(self) -> None:
         """Close the listening socket; connections in flight carry on."""
         if self._server is not None and self._server.is_serving():
             self._server.close()
-            self._log.info("agi_stopped_accepting", in_flight=len(self._tasks))
+            self._log.info("agi_stopped_accepting", in_flight=len(self._connections))
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no connection is in flight; False if some still are after `timeout`."""
         try:
             async with asyncio.timeout(timeout):
-                while self._tasks:
+                while self._connections:
                     await self._idle.wait()
         except TimeoutError:
             return False
@@ -120,170 +123,165 @@ class AgiServer:
         """Stop accepting and cancel what is still running."""
         self.stop_accepting()
         self._closing = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
+        connections = list(self._connections)
+        tasks = []
+        for conn in connections:
+            if conn.task is not None:
+                conn.task.cancel()
+                tasks.append(conn.task)
+            else:
+                conn.close()  # still reading its env block: no handler to cancel
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._log.info("agi_connections_cancelled", count=len(tasks))
+        if connections:
+            # each leaves the set once its socket is closed (at most CLOSE_GRACE later)
+            await self.wait_idle(CLOSE_GRACE + 1.0)
+            self._log.info("agi_connections_cancelled", count=len(connections))
         if self._server is not None:
             await self._server.wait_closed()
 
-    # ---- one connection ---------------------------------------------------------------------
+    # ---- one connection (AgiConnection calls these) ---------------------------------------
 
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        log = self._log.bind(peer=_peer(writer))
+    def connection_opened(self, conn: AgiConnection) -> None:
+        if self._closing:
+            conn.abort()
+            return
         if self._active < self._max_connections:
-            over_cap = False
             self._active += 1
+            conn.tag = _SERVE
         elif self._overflow < self._max_connections:
-            over_cap = True
             self._overflow += 1
+            conn.tag = _REFUSE
         else:
-            log.warning(
+            self._log.warning(
                 "agi_connection_cap_reached",
+                peer=conn.peer,
                 action="closed",
                 active=self._active,
                 limit=self._max_connections,
             )
-            writer.transport.abort()
+            conn.abort()
             return
-        self._tasks.add(task)
+        self._connections.add(conn)
         self._idle.clear()
-        try:
-            if over_cap:
-                await self._refuse(reader, writer, log)
-            else:
-                await self._serve(reader, writer, log)
-        except asyncio.CancelledError:
-            if not self._closing:
-                raise
-            # Cancelled by close(): end normally, as Python 3.11's stream callback calls
-            # task.exception() and would log a cancelled task as an error.
-        except Exception:
-            log.exception("agi_connection_failed")
-        finally:
-            try:
-                await _close(writer)  # before wait_idle() may return: the answer is out
-            finally:
-                if over_cap:
-                    self._overflow -= 1
-                else:
-                    self._active -= 1
-                self._tasks.discard(task)
-                if not self._tasks:
-                    self._idle.set()
+        conn.expect_request(self._max_env_bytes, self.request_timeout)
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> AgiRequest:
-        parser = EnvBlockParser(max_bytes=self._max_env_bytes)
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                while True:
-                    # Whole reads, not readline: Asterisk flushes the block in a few writes,
-                    # and 24 readline calls per request were the server's largest cost.
-                    chunk = await reader.read(_READ_LIMIT)
-                    if not chunk:
-                        raise BadRequest(
-                            "connection closed before the end of the env block", framed=False
-                        )
-                    request = parser.feed(chunk)
-                    if request is not None:
-                        if parser.remainder and not reader.at_eof():
-                            # e.g. HANGUP sent right behind the block: give it back to
-                            # the session, in order (nothing can arrive before we await)
-                            reader.feed_data(parser.remainder)
-                        return request
-        except TimeoutError:
-            raise BadRequest(
-                f"no complete env block within {self.request_timeout}s", framed=False
-            ) from None
-
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: Any
-    ) -> None:
-        try:
-            request = await self._read_request(reader)
-        except BadRequest as exc:
-            await self._bad_request(exc, reader, writer, log)
+    def request_read(self, conn: AgiConnection, request: AgiRequest | BadRequest) -> None:
+        if self._closing:
+            conn.close()
             return
-        log = log.bind(call_id=request.call_id, route=request.route)
-        with structlog.contextvars.bound_contextvars(
-            call_id=request.call_id, route=request.route
-        ):
-            session = AgiSession(reader, writer, command_timeout=self._command_timeout, log=log)
+        if conn.tag is _SERVE:
+            if isinstance(request, BadRequest) and not request.framed:
+                self._log.warning("agi_garbage_closed", peer=conn.peer, reason=request.reason)
+                conn.close()
+                return
+            coro = self._serve(conn, request)
+        else:
+            coro = self._refuse(conn, request)
+        conn.task = conn.loop.create_task(coro)
+
+    def connection_done(self, conn: AgiConnection) -> None:
+        if conn.tag is _SERVE:
+            self._active -= 1
+        else:
+            self._overflow -= 1
+        self._connections.discard(conn)
+        if not self._connections:
+            self._idle.set()
+
+    async def _serve(self, conn: AgiConnection, request: AgiRequest | BadRequest) -> None:
+        if isinstance(request, BadRequest):
+            log = self._log.bind(peer=conn.peer)
+        else:
+            log = self._log.bind(peer=conn.peer, call_id=request.call_id, route=request.route)
+        try:
+            if isinstance(request, BadRequest):
+                await self._bad_request(request, conn, log)
+                return
+            # This task runs in its own copy of the context: nothing to reset afterwards.
+            structlog.contextvars.bind_contextvars(call_id=request.call_id, route=request.route)
+            session = AgiSession(conn, command_timeout=self._command_timeout, log=log)
             route = self._router.resolve(request.route)
             if route is None:
                 log.warning("agi_unknown_route", known=self._router.names)
                 await self._deny(session, DENY_BAD_REQUEST, log)
                 return
             log.debug("agi_request", args=dict(request.args))
-            await self._run_handler(route, request, session, log)
+            await self._run_handler(route, request, session, conn, log)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # Cancelled by close(): end normally, as the old streams server did.
+        except Exception:
+            log.exception("agi_connection_failed")
+        finally:
+            conn.close()
 
     async def _run_handler(
-        self, route: Route, request: AgiRequest, session: AgiSession, log: Any
+        self, route: Route, request: AgiRequest, session: AgiSession, conn: AgiConnection,
+        log: Any,
     ) -> None:
         limit = self.request_timeout if route.timeout is None else route.timeout
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         started = loop.time()
+        timed_out = False
+        conn.start_handler_deadline(limit)
         try:
-            async with asyncio.timeout(None if math.isinf(limit) else limit) as budget:
+            try:
                 await route.handler(request, session)
+            except asyncio.CancelledError:
+                if not conn.handler_timed_out():
+                    raise
+                timed_out = True
+            finally:
+                conn.stop_handler_deadline()
         except ChannelDead:
             log.info("agi_channel_hung_up")
         except AgiConnectionClosed as exc:
             log.info("agi_connection_lost", error=str(exc))
-        except TimeoutError:
-            if not budget.expired():
-                raise
-            log.error("agi_handler_timeout", timeout=limit)
-            await self._deny_if_undecided(session, log)
         except Exception as exc:
             log.exception("agi_handler_failed", error=repr(exc))
             await self._deny_if_undecided(session, log)
         else:
-            log.debug("agi_request_done", ms=round((loop.time() - started) * 1000, 3))
+            if timed_out:
+                log.error("agi_handler_timeout", timeout=limit)
+                await self._deny_if_undecided(session, log)
+            else:
+                log.debug("agi_request_done", ms=round((loop.time() - started) * 1000, 3))
 
-    async def _refuse(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: Any
-    ) -> None:
+    async def _refuse(self, conn: AgiConnection, request: AgiRequest | BadRequest) -> None:
+        log = self._log.bind(peer=conn.peer)
         common = {"active": self._active, "limit": self._max_connections}
         try:
-            request = await self._read_request(reader)
-        except BadRequest as exc:
-            action = "denied" if exc.framed else "closed"
-            log.warning(
-                "agi_connection_cap_reached",
-                action=action,
-                call_id=exc.call_id,
-                reason=exc.reason,
-                **common,
-            )
-            if exc.framed:
-                session = AgiSession(reader, writer, command_timeout=self._command_timeout, log=log)
-                await self._deny(session, DENY_OVER_CAP, log)
-            return
-        log = log.bind(call_id=request.call_id, route=request.route)
-        log.warning("agi_connection_cap_reached", action="denied", **common)
-        session = AgiSession(reader, writer, command_timeout=self._command_timeout, log=log)
-        await self._deny(session, DENY_OVER_CAP, log)
+            if isinstance(request, BadRequest):
+                action = "denied" if request.framed else "closed"
+                log.warning(
+                    "agi_connection_cap_reached",
+                    action=action,
+                    call_id=request.call_id,
+                    reason=request.reason,
+                    **common,
+                )
+                if request.framed:
+                    session = AgiSession(conn, command_timeout=self._command_timeout, log=log)
+                    await self._deny(session, DENY_OVER_CAP, log)
+                return
+            log = log.bind(call_id=request.call_id, route=request.route)
+            log.warning("agi_connection_cap_reached", action="denied", **common)
+            session = AgiSession(conn, command_timeout=self._command_timeout, log=log)
+            await self._deny(session, DENY_OVER_CAP, log)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+        except Exception:
+            log.exception("agi_connection_failed")
+        finally:
+            conn.close()
 
-    async def _bad_request(
-        self,
-        exc: BadRequest,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        log: Any,
-    ) -> None:
-        if not exc.framed:
-            log.warning("agi_garbage_closed", reason=exc.reason)
-            return
+    async def _bad_request(self, exc: BadRequest, conn: AgiConnection, log: Any) -> None:
         log = log.bind(call_id=exc.call_id)
         log.warning("agi_bad_request", reason=exc.reason)
-        session = AgiSession(reader, writer, command_timeout=self._command_timeout, log=log)
+        session = AgiSession(conn, command_timeout=self._command_timeout, log=log)
         await self._deny(session, DENY_BAD_REQUEST, log)
 
     async def _deny_if_undecided(self, session: AgiSession, log: Any) -> None:
@@ -301,17 +299,3 @@ class AgiServer:
             log.warning("agi_deny_not_sent", reason=str(exc), decision=decision.reason)
             return
         log.info("agi_denied", reason=decision.reason, cause=decision.cause)
-
-
-def _peer(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(OSError, asyncio.TimeoutError):
-        async with asyncio.timeout(1.0):
-            await writer.wait_closed()

@@ -2,13 +2,12 @@
 
 One command at a time, strictly: res_agi.c reads commands through a stdio buffer and
 only polls the socket for the next one, so a second command written before the first
-reply can sit unread until the call ends. The lock enforces that even if a handler
+reply can sit unread until the call ends. Turns enforce that even if a handler
 shares the session between tasks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from gateway.agi.connection import AgiConnection
 from gateway.agi.errors import (
     AgiCommandError,
     AgiConnectionClosed,
@@ -34,6 +34,7 @@ from gateway.agi.protocol import (
     quote_arg,
     starts_multiline,
 )
+from gateway.agi.turns import Turns
 
 DEFAULT_COMMAND_TIMEOUT = 5.0
 _MAX_REPLY_LINES = 500
@@ -73,20 +74,29 @@ class AgiSession:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        connection: AgiConnection,
         *,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         log: Any = None,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._conn = connection
         self._timeout = command_timeout
-        self._lock = asyncio.Lock()
+        self._turns = Turns()  # one command at a time, even across tasks
         self._unusable: str | None = None
         self._set_names: set[str] = set()
         self.hung_up = False
-        self.log: Any = log if log is not None else structlog.get_logger(__name__)
+        self._log: Any = log
+
+    @property
+    def log(self) -> Any:
+        """The connection's logger, bound with peer, call_id and route."""
+        if self._log is None:
+            self._log = structlog.get_logger(__name__)
+        return self._log
+
+    @log.setter
+    def log(self, value: Any) -> None:
+        self._log = value
 
     @property
     def usable(self) -> bool:
@@ -104,26 +114,39 @@ class AgiSession:
         510/520 raise AgiCommandError, 511 raises ChannelDead; the session stays usable.
         """
         data = encode_command(line)
-        async with self._lock:
+        turns = self._turns
+        if turns.busy:
+            await turns.wait()
+        else:
+            turns.busy = True
+        try:
             if self._unusable is not None:
                 raise AgiConnectionClosed(f"cannot send {line!r}: {self._unusable}")
+            conn = self._conn
+            conn.start_deadline(self._timeout if reply_timeout is None else reply_timeout)
             try:
-                async with asyncio.timeout(
-                    self._timeout if reply_timeout is None else reply_timeout
-                ):
-                    self._writer.write(data)
-                    await self._writer.drain()
-                    raw = await self._read_reply(line)
+                transport = conn.transport
+                if transport is None or conn.lost:
+                    raise _lost(conn, line)
+                transport.write(data)
+                while (raw := conn.pop_line()) is None:  # _read_line, inlined: hot path
+                    if conn.expired or conn.at_eof:
+                        raw = await self._read_line(line)  # raises the right error
+                        break
+                    await conn.readable()
+                if not raw.startswith(b"200 "):  # HANGUP first, or a multi-line reply
+                    raw = await self._read_reply(line, raw)
                 reply = parse_reply(raw)
-            except TimeoutError:
-                self._unusable = f"no reply to {line!r} within the command timeout"
-                raise AgiTimeout(self._unusable) from None
-            except (ConnectionError, OSError) as exc:
-                self._unusable = f"connection lost while sending {line!r}: {exc!r}"
-                raise AgiConnectionClosed(self._unusable) from exc
+            except ValueError:  # from pop_line: a reply line past the connection's line cap
+                self._unusable = f"reply line to {line!r} is too long"
+                raise AgiProtocolError(self._unusable) from None
             except AgiError as exc:
                 self._unusable = str(exc)
                 raise
+            finally:
+                conn.stop_deadline()
+        finally:
+            turns.release()
         if reply.code == 200:
             return reply
         if reply.code == 511:
@@ -131,8 +154,7 @@ class AgiSession:
             raise ChannelDead(reply.code, line, reply.text)
         raise AgiCommandError(reply.code, line, reply.text)
 
-    async def _read_reply(self, line: str) -> bytes:
-        first = await self._read_line(line)
+    async def _read_reply(self, line: str, first: bytes) -> bytes:
         while is_hangup_notice(first):
             self.hung_up = True
             first = await self._read_line(line)
@@ -148,13 +170,19 @@ class AgiSession:
                 raise AgiProtocolError(f"reply to {line!r} runs past {_MAX_REPLY_LINES} lines")
 
     async def _read_line(self, line: str) -> bytes:
-        try:
-            raw = await self._reader.readline()
-        except ValueError:  # LimitOverrunError: a reply line past the reader's limit
-            raise AgiProtocolError(f"reply line to {line!r} is too long") from None
-        if not raw.endswith(b"\n"):
-            raise AgiConnectionClosed(f"Asterisk closed the connection before answering {line!r}")
-        return raw
+        conn = self._conn
+        while True:
+            try:
+                raw = conn.pop_line()
+            except ValueError:  # a reply line past the connection's line cap
+                raise AgiProtocolError(f"reply line to {line!r} is too long") from None
+            if raw is not None:
+                return raw
+            if conn.expired:
+                raise AgiTimeout(f"no reply to {line!r} within the command timeout")
+            if conn.at_eof:
+                raise _lost(conn, line)
+            await conn.readable()
 
     # ---- the commands callgate uses ---------------------------------------------------------
 
@@ -253,6 +281,13 @@ class AgiSession:
 
     async def verbose(self, message: str, level: int = 1) -> None:
         await self.command(f"VERBOSE {quote_arg(message)} {int(level)}")
+
+
+def _lost(conn: AgiConnection, line: str) -> AgiConnectionClosed:
+    exc = conn.lost_error
+    if exc is not None:
+        return AgiConnectionClosed(f"connection lost while sending {line!r}: {exc!r}")
+    return AgiConnectionClosed(f"Asterisk closed the connection before answering {line!r}")
 
 
 def _playback(reply: AgiReply) -> PlaybackResult:

@@ -10,9 +10,24 @@ from typing import Any
 
 import pytest
 import structlog
+import uvloop
 from structlog.testing import LogCapture
 
 from gateway.agi import AgiServer, Router
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Modules that set UNDER_UVLOOP_TOO also run under uvloop, the daemon's loop: it hands
+    transports to protocols at other moments than asyncio does."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    module = getattr(item, "module", None)
+    if getattr(module, "UNDER_UVLOOP_TOO", False):
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
 
 
 class Logs:
