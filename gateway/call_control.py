@@ -82,6 +82,10 @@ class CallControl:
         self._devices = devices  # desk phones: device scope from the profile, device_offline
         self._asterisks = dict(asterisks)
         self._metrics = metrics
+        # label children looked up once, not per request
+        self._authorize_requests = metrics.agi_requests.labels(route="authorize")
+        self._release_requests = metrics.agi_requests.labels(route="release")
+        self._decision_counts: dict[tuple[str, str], Any] = {}
         self._events = events
         self._clock = clock
         self._keeper: asyncio.Task[None] | None = None
@@ -128,7 +132,7 @@ class CallControl:
     # -- AGI routes --------------------------------------------------------------------
 
     async def authorize(self, req: AgiRequest, session: AgiSession) -> None:
-        self._metrics.agi_requests.labels(route="authorize").inc()
+        self._authorize_requests.inc()
         try:
             call = call_request(
                 req.args, extension=req.extension, call_id=_safe_id(req.call_id),
@@ -138,7 +142,8 @@ class CallControl:
             log.warning("authorize_bad_request", error=str(exc), args=dict(req.args))
             await self._answer(session, Decision.deny("bad_request", 21), None)
             return
-        with structlog.contextvars.bound_contextvars(tenant=call.tenant):
+        tokens = structlog.contextvars.bind_contextvars(tenant=call.tenant)
+        try:
             if self._devices is not None:
                 call, refusal = await self._devices.prepare(call, req.channel)
                 if refusal is not None:
@@ -150,6 +155,8 @@ class CallControl:
                 answer = await self._card_decision(req, call, answer)
             extra = [(REQUEST_VAR, encode_request(call))] if answer.result == "ALLOW" else []
             await self._answer(session, answer, call, decision, extra)
+        finally:  # bound_contextvars without its generator: this runs for every call
+            structlog.contextvars.reset_contextvars(**tokens)
 
     async def _card_decision(self, req: AgiRequest, call: CallRequest,
                              granted: Decision) -> Decision:
@@ -162,10 +169,11 @@ class CallControl:
 
     async def release_route(self, req: AgiRequest, session: AgiSession) -> None:
         """From the `h` extension; a no-op if the AMI Hangup already released the lease."""
-        self._metrics.agi_requests.labels(route="release").inc()
+        self._release_requests.inc()
         lease = req.args.get("lease", "")
         freed = await self._limits.release(lease, by="agi")
-        log.info("release_route", lease=lease, freed=freed)
+        # info when this route freed the slots; after the AMI Hangup did, a no-op
+        (log.info if freed else log.debug)("release_route", lease=lease, freed=freed)
         if self.cards is not None and lease:
             # ANSWEREDTIME_MS from the h extension: the answer of a card call AMI missed
             answered = req.args.get("answered_ms", "")
@@ -189,7 +197,12 @@ class CallControl:
                 if self.cards is not None:
                     await self.cards.release(decision.lease)
             raise
-        self._metrics.decisions.labels(result=decision.result, reason=decision.reason).inc()
+        key = (decision.result, decision.reason)
+        counter = self._decision_counts.get(key)
+        if counter is None:
+            counter = self._decision_counts[key] = self._metrics.decisions.labels(
+                result=decision.result, reason=decision.reason)
+        counter.inc()
         fields: dict[str, Any] = {
             "result": decision.result, "reason": decision.reason, "cause": decision.cause,
             "lease": decision.lease,

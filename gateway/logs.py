@@ -23,19 +23,32 @@ _METHOD_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "msg": logging.I
 
 
 class LevelGate:
-    """The first processor: drops what is below the level, which set_level changes in
-    place. This way loggers are cached on first use (an uncached module logger re-binds
-    on every call, some 30 us of a call's CPU on the AGI path) and still follow a
-    SIGHUP that changes the level."""
+    """The level, shared by every logger and changed in place by set_level. Loggers are
+    cached on first use (an uncached module logger re-binds on every call, some 30 us of
+    a call's CPU on the AGI path), so the level cannot be baked into their class as
+    structlog's filtering loggers do; a call below the level still costs only a compare."""
 
     def __init__(self, level: int) -> None:
         self.level = level
 
-    def __call__(self, _: Any, method: str,
-                 event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if _METHOD_LEVELS.get(method, logging.INFO) < self.level:
-            raise structlog.DropEvent
-        return event
+
+def gated_logger_class(gate: LevelGate) -> type[Any]:
+    """structlog's fast bound logger, each level method first checking `gate`."""
+    base: Any = structlog.make_filtering_bound_logger(logging.DEBUG)
+
+    def gated(name: str, level: int) -> Any:
+        method = getattr(base, name)
+
+        def meth(self: Any, event: str, *args: Any, **kw: Any) -> Any:
+            if level < gate.level:
+                return None
+            return method(self, event, *args, **kw)
+
+        meth.__name__ = name
+        return meth
+
+    methods = {name: gated(name, level) for name, level in _METHOD_LEVELS.items()}
+    return type("GatedBoundLogger", (base,), {**methods, "gate": gate})
 
 
 def configure_logging(site: str, level: str = "info", fmt: str = "auto",
@@ -55,7 +68,6 @@ def configure_logging(site: str, level: str = "info", fmt: str = "auto",
     )
     structlog.configure(
         processors=[
-            LevelGate(_LEVELS.get(level, logging.INFO)),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -64,7 +76,7 @@ def configure_logging(site: str, level: str = "info", fmt: str = "auto",
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        wrapper_class=gated_logger_class(LevelGate(_LEVELS.get(level, logging.INFO))),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
@@ -74,10 +86,10 @@ def configure_logging(site: str, level: str = "info", fmt: str = "auto",
 
 
 def set_level(level: str) -> None:
-    for processor in structlog.get_config()["processors"]:
-        if isinstance(processor, LevelGate):
-            processor.level = _LEVELS.get(level, logging.INFO)
-            return
+    gate = getattr(structlog.get_config()["wrapper_class"], "gate", None)
+    if isinstance(gate, LevelGate):
+        gate.level = _LEVELS.get(level, logging.INFO)
+        return
     structlog.configure(  # not set up by configure_logging: nothing is cached
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO))
     )
