@@ -33,6 +33,7 @@ from gateway.call_args import call_request, decode_request, encode_request
 from gateway.devices.enforcement import DeviceGate
 from gateway.event_owner import EventOwnership
 from gateway.metrics import Metrics
+from gateway.prepaid_end_records import parse_epoch
 from limits import (
     BackendUnavailable,
     CallRequest,
@@ -64,7 +65,8 @@ class CardCalls(Protocol):
                              granted: Decision) -> Decision: ...
 
     async def release(self, lease: str, call_id: str = "",
-                      answered_ms: int | None = None) -> None: ...
+                      answered_ms: int | None = None,
+                      callee_answered: float | None = None) -> None: ...
 
 
 class CallControl:
@@ -175,10 +177,11 @@ class CallControl:
         # info when this route freed the slots; after the AMI Hangup did, a no-op
         (log.info if freed else log.debug)("release_route", lease=lease, freed=freed)
         if self.cards is not None and lease:
-            # ANSWEREDTIME_MS from the h extension: the answer of a card call AMI missed
+            # from the h extension: the answer of a card call AMI missed
             answered = req.args.get("answered_ms", "")
             await self.cards.release(lease, req.call_id,
-                                     int(answered) if answered.isdigit() else None)
+                                     int(answered) if answered.isdigit() else None,
+                                     parse_epoch(req.args.get("answered_at", "")))
 
     async def _answer(
         self,

@@ -336,12 +336,15 @@ class PrepaidCalls:
         log.info("prepaid_lease_released", lease=lease, freed=freed)
 
     async def release(self, lease: str, call_id: str = "",
-                      answered_ms: int | None = None) -> None:
+                      answered_ms: int | None = None,
+                      callee_answered: float | None = None) -> None:
         """The `release` route (or a decision never delivered): end the card's session.
 
-        `answered_ms` is Dial's ANSWEREDTIME_MS, passed by the `h` extension: when AMI is
-        down (no Answer seen, no Hangup coming), a call that was answered is charged from
-        end - answered_ms, never from before the decision (see sweep_gone for why)."""
+        The `h` extension passes when the callee answered (`callee_answered`, epoch s, from
+        the Dial U() subroutine) and Dial's ANSWEREDTIME_MS: when AMI is down (no Answer
+        seen, no Hangup coming), a call that was answered is charged from the callee's
+        answer, else from end - answered_ms, never from before the decision (see
+        sweep_gone for why)."""
         try:
             sid = await self._session_of(lease, call_id)
         except (RedisError, OSError) as exc:
@@ -350,7 +353,7 @@ class PrepaidCalls:
         if sid is None:
             return
         ended_at = self.clock.now()
-        answered_at = await self._answer_from(sid, ended_at, answered_ms)
+        answered_at = await self._answer_from(sid, ended_at, answered_ms, callee_answered)
         if call_id and self._all_logged_in():
             # AMI says when the call was answered and who hung up first: settle from its
             # Hangup, and only if that never comes, here after the grace. Not only while
@@ -363,17 +366,18 @@ class PrepaidCalls:
         await self._hung_up(sid, ended_at, 16, self.hangups.ended_by(call_id), answered_at)
         await self.ends.forget(lease)  # settled: the h extension's end record is not needed
 
-    async def _answer_from(self, sid: str, ended_at: float,
-                           answered_ms: int | None) -> float | None:
+    async def _answer_from(self, sid: str, ended_at: float, answered_ms: int | None,
+                           callee_answered: float | None = None) -> float | None:
         """When the call was answered by the `h` extension's account, for a session the
         gateway never saw answered; None if not answered or not known."""
-        if not answered_ms or answered_ms <= 0:
+        if callee_answered is None and (not answered_ms or answered_ms <= 0):
             return None
         try:
             created_ms = (await self.service.get(sid)).created_ms
         except (PrepaidError, RedisError, OSError):
             return None
-        answered_at = ended_at - answered_ms / 1000
+        answered_at = (callee_answered if callee_answered is not None
+                       else ended_at - (answered_ms or 0) / 1000)
         if created_ms:
             answered_at = max(answered_at, created_ms / 1000)
         return min(answered_at, ended_at)
@@ -443,7 +447,8 @@ class PrepaidCalls:
             if answered_at is not None:
                 answered_at = min(max(answered_at, authorized_at), end.end)
                 log.info("prepaid_answer_from_end_record", session=sid, call_id=call_id,
-                         answered_ms=end.answered_ms, charged_from=answered_at)
+                         answered_ms=end.answered_ms, exact=end.exact,
+                         charged_from=answered_at)
             await self._hung_up(sid, min(now, end.end), 16, await self._who(sid, end.end),
                                 answered_at)
             await self.ends.forget(lease)

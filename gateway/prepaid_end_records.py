@@ -3,12 +3,14 @@ while no gateway was watching (gateway down, AMI cut).
 
 The `h` extension of a card call writes, before its `release` AGI:
 
-    Set(DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)},${ANSWEREDTIME_MS})
+    Set(DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)},${ANSWEREDTIME_MS},${CALLGATE_ANSWER_AT})
 
 the end of the call in epoch seconds to the millisecond, then the answered duration Dial
-left on the calling channel (examples/asterisk/extensions.conf). The session usually knows
-its answer time (the gateway saw it on AMI), so end - answer is the real duration; a call
-answered while the gateway was down has none, and `end - answered ms` stands in for it.
+left on the calling channel, then when the callee answered as the Dial's U() subroutine
+recorded it (callgate_answer/<lease>, read back with DB_DELETE; examples/asterisk/
+extensions.conf). The session usually knows its answer time (the gateway saw it on AMI),
+so end - answer is the real duration; a call answered while the gateway was down has
+none: the third field gives it exactly, and `end - answered ms` stands in without it.
 ANSWEREDTIME_MS is empty when the callee never answered (Dial clears it when it starts),
 and it is the calling channel's up time (ast_channel_get_up_time_ms), so it runs from the
 first answer of that channel: when the dialplan answered the caller before the Dial (the
@@ -44,13 +46,22 @@ END_FAMILY = "callgate_end"
 class EndRecord:
     end: float  # epoch seconds
     answered_ms: int | None  # Dial's ANSWEREDTIME_MS; 0 not answered, None not recorded
+    callee_answered: float | None = None  # epoch s, from the Dial U() subroutine
 
     @property
     def answered_at(self) -> float | None:
-        """end - answered duration, epoch seconds; None unless the record says answered."""
+        """When the callee answered, epoch seconds: exact from the Dial U() subroutine's
+        record, else end - answered duration; None unless the record says answered."""
+        if self.callee_answered is not None:
+            return self.callee_answered
         if not self.answered_ms:
             return None
         return self.end - self.answered_ms / 1000
+
+    @property
+    def exact(self) -> bool:
+        """The answer time is the callee's own, not the calling channel's up time."""
+        return self.callee_answered is not None
 
 
 class _Link(Protocol):
@@ -118,9 +129,22 @@ def parse_end(value: str) -> EndRecord | None:
         return None
     if not comma:
         return EndRecord(end, None)
-    answered_text = answered_text.partition(",")[0].strip()
+    answered_text, _, callee_text = answered_text.partition(",")
+    callee = parse_epoch(callee_text.partition(",")[0])
+    if callee is not None and callee > end:
+        callee = None
+    answered_text = answered_text.strip()
     if not answered_text:
-        return EndRecord(end, 0)
+        return EndRecord(end, 0, callee)
     if not answered_text.isdigit():
-        return EndRecord(end, None)
-    return EndRecord(end, int(answered_text))
+        return EndRecord(end, None, callee)
+    return EndRecord(end, int(answered_text), callee)
+
+
+def parse_epoch(text: str) -> float | None:
+    """`1732370000.123` -> a float; None for empty or unusable text."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None

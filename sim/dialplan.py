@@ -214,20 +214,39 @@ class Dialplan:
 
     def _h_sets(self, call: GatewayCall) -> None:
         """The `h` extension's Set()s, before its AGI; DB(family/key)=value writes AstDB."""
-        g2 = call.g2
         for data in call.ctx.h_sets:
-            name, _, value = data.partition("=")
-            name = substitute(self.world, g2, name).strip()
-            value = substitute(self.world, g2, value)
-            m = re.match(r"^DB\((.*)\)$", name, re.IGNORECASE)
-            if m is None:
-                g2.variables[name] = value
-                continue
-            found = split_db_arg(m.group(1))
-            if found is None:
-                log.warning("sim_db_write_refused", arg=m.group(1))  # empty lease: no write
-                continue
-            self.world.astdb.put(*found, value)
+            self._apply_set(call.g2, data)
+
+    def _apply_set(self, ch: Channel, data: str) -> tuple[str, str]:
+        """One Set(name=value) on `ch`, substituted as Asterisk does; returns both."""
+        name, _, value = data.partition("=")
+        name = substitute(self.world, ch, name, dialplan=True).strip()
+        value = substitute(self.world, ch, value, dialplan=True)
+        m = re.match(r"^DB\((.*)\)$", name, re.IGNORECASE)
+        if m is None:
+            ch.variables[name] = value
+            return name, value
+        found = split_db_arg(m.group(1))
+        if found is None:
+            log.warning("sim_db_write_refused", arg=m.group(1))  # empty lease: no write
+            return name, value
+        self.world.astdb.put(*found, value)
+        return name, value
+
+    def answer_gosub(self, call: GatewayCall, callee: Channel, context: str) -> None:
+        """Dial's U(context^lease): the subroutine runs on the callee's channel (ARG1 = the
+        lease), its Set()s as the `h` extension's are (DB() writes AstDB), then Return."""
+        saved = (callee.context, callee.exten, callee.priority)
+        callee.context, callee.exten = context, "s"
+        callee.variables["ARG1"] = call.var(call.g2, "CALLGATE_LEASE") or ""
+        try:
+            for prio, data in enumerate(call.ctx.answer_sets, start=1):
+                name, value = self._apply_set(callee, data)
+                self.world.newexten(callee, prio, "Set", f"{name}={value}")
+            self.world.newexten(callee, len(call.ctx.answer_sets) + 1, "Return", "")
+        finally:
+            callee.variables.pop("ARG1", None)
+            callee.context, callee.exten, callee.priority = saved
 
     def call_answered(self, call: GatewayCall) -> None:
         for fn in list(self.on_answered):

@@ -48,6 +48,10 @@ class ContextConfig:
     # Set() data the `h` extension runs first (before `release_agi`), e.g.
     # "DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)}": DB() writes the AstDB.
     h_sets: tuple[str, ...] = ()
+    # Set() data of a Dial U() subroutine (context `callgate-answered`, ARG1 = the call's
+    # CALLGATE_LEASE) that runs on the callee's channel as it answers, before the bridge,
+    # e.g. "DB(callgate_answer/${ARG1})=${STRFTIME(,,%s.%3q)}": when the callee answered.
+    answer_sets: tuple[str, ...] = ()
     # Seconds added to CALLGATE_MAXSEC in Dial's L(): a prepaid dialplan leaves the cut-off
     # to the gateway (it sees the shared balance) and keeps L() only as a backstop.
     maxsec_margin: int = 0

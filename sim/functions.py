@@ -38,6 +38,13 @@ def function(world: World, ch: Channel | None, fname: str, arg: str) -> str:
     if fname == "DB":
         found = split_db_arg(arg)
         return (world.astdb.get(*found) or "") if found else ""
+    if fname == "DB_DELETE":  # the value, and the entry is gone (func_db.c)
+        found = split_db_arg(arg)
+        if found is None:
+            return ""
+        value = world.astdb.get(*found) or ""
+        world.astdb.delete(*found)
+        return value
     if fname == "STRFTIME":
         return strftime(world.clock.now(), arg)
     if ch is None:
@@ -80,14 +87,17 @@ def function(world: World, ch: Channel | None, fname: str, arg: str) -> str:
     return ""
 
 
-def evaluate(world: World, ch: Channel | None, expr: str) -> str:
-    """Value of a variable name or `FUNC(args)`, as Getvar would report it."""
+def evaluate(world: World, ch: Channel | None, expr: str, *, dialplan: bool = False) -> str:
+    """Value of a variable name or `FUNC(args)`, as Getvar would report it. Dangerous
+    functions are refused to AMI and AGI without live_dangerously; the dialplan itself
+    (`dialplan=True`: an `h` extension's Set) may always use them."""
     expr = expr.strip()
     m = _FUNC.match(expr)
     if m:
-        if m.group(1).upper() in DANGEROUS and not world.config.live_dangerously:
+        if m.group(1).upper() in DANGEROUS and not (dialplan or world.config.live_dangerously):
             return ""
-        return function(world, ch, m.group(1), substitute(world, ch, m.group(2)))
+        return function(world, ch, m.group(1),
+                        substitute(world, ch, m.group(2), dialplan=dialplan))
     if expr == "EPOCH":
         return str(int(world.clock.now()))
     if ch is not None:
@@ -99,10 +109,10 @@ def evaluate(world: World, ch: Channel | None, expr: str) -> str:
     return world.globals.get(expr, "")
 
 
-def substitute(world: World, ch: Channel | None, text: str) -> str:
+def substitute(world: World, ch: Channel | None, text: str, *, dialplan: bool = False) -> str:
     """Expand `${...}` references (innermost first), as the dialplan does."""
     for _ in range(20):
-        new = _SUBST.sub(lambda m: evaluate(world, ch, m.group(1)), text)
+        new = _SUBST.sub(lambda m: evaluate(world, ch, m.group(1), dialplan=dialplan), text)
         if new == text:
             return new
         text = new

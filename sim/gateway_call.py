@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+ANSWER_GOSUB = "callgate-answered"  # the Dial U() subroutine of the example dialplan
+
 class GatewayCall(Flow):
     """A call running a gateway context on `g2`, optionally the `;2` of an originated Local
     pair whose `;1` (`g1`) stands in for the caller leg."""
@@ -304,6 +306,9 @@ class GatewayCall(Flow):
             maxsec, prio = 0, prio + 1
         maxsec += self.ctx.maxsec_margin if maxsec > 0 else 0
         opts = f"L({maxsec * 1000})" if maxsec > 0 else ""
+        if self.ctx.answer_sets:
+            u = f"U({ANSWER_GOSUB}^{self.var(g2, 'CALLGATE_LEASE') or ''})"
+            opts = f"{opts}{u}"
         timeout = self.ctx.dial_timeout
         data = f"Local/{self.exten}@{self.ctx.callee_context},{timeout},{opts}"
         self.w.newexten(g2, prio, "Dial", data)
@@ -544,6 +549,8 @@ class GatewayCall(Flow):
         if g1 is not None:
             self._device_inuse(g1)
             self._device_inuse(g2)
+        if self.ctx.answer_sets:  # Dial U(): on the callee's channel, before the bridge
+            self.dp.answer_gosub(self, c1, ANSWER_GOSUB)
         br = w.bridge_create()
         self.bridge = br
         caller_steps: list[Step] = []

@@ -39,9 +39,18 @@ PIN_SECRET = "e2e-prepaid-secret-0123456789"
 PLAN_CSV = "prefix,destination,rate,increments\n44,UK,0.60,1/1\n"
 MARGIN_S = 10  # the dialplan's L() backstop, past CALLGATE_MAXSEC
 TIMEOUT_MARGIN_S = 5  # prepaid-backstop: TIMEOUT(absolute) = CALLGATE_MAXSEC + this
-# examples/asterisk/extensions.conf: the h extension records the end and the answered ms
-# Dial left on the calling channel, then `release`
-H_END = "DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)},${ANSWEREDTIME_MS}"
+# examples/asterisk/extensions.conf: Dial's U() subroutine records when the callee
+# answered; the h extension takes that back, records the end, the answered ms Dial left
+# on the calling channel and the callee's answer, then `release` with the same figures
+ANSWER_SETS = ("DB(callgate_answer/${ARG1})=${STRFTIME(,,%s.%3q)}",)
+H_ANSWER_AT = "CALLGATE_ANSWER_AT=${DB_DELETE(callgate_answer/${CALLGATE_LEASE})}"
+H_END = ("DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)},${ANSWEREDTIME_MS},"
+         "${CALLGATE_ANSWER_AT}")
+H_SETS = (H_ANSWER_AT, H_END)
+RELEASE_ARGS = ",lease=${CALLGATE_LEASE},answered_ms=${ANSWEREDTIME_MS}," \
+               "answered_at=${CALLGATE_ANSWER_AT}"
+# the record of an older dialplan: no U(), end and answered ms only
+H_END_OLD = "DB(callgate_end/${CALLGATE_LEASE})=${STRFTIME(,,%s.%3q)},${ANSWEREDTIME_MS}"
 
 
 # numbers starting with these ring this many seconds before the far end answers
@@ -162,25 +171,26 @@ async def stack(redis_proc: RedisServer, redis_client: aioredis.Redis,
     agi = f"agi://127.0.0.1:{services.agi_port}"
     # as examples/asterisk/extensions.conf: the answered time goes along, for a gateway
     # that missed the answer on AMI
-    release = f"{agi}/release,lease=${{CALLGATE_LEASE}},answered_ms=${{ANSWEREDTIME_MS}}"
+    release = f"{agi}/release{RELEASE_ARGS}"
     sim.add_context(ContextConfig(
         "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
-        release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
+        release_agi=release, maxsec_margin=MARGIN_S, h_sets=H_SETS, answer_sets=ANSWER_SETS,
     ))
     sim.add_context(ContextConfig(
         "prepaid-ivr", agi=f"{agi}/prepaid,tenant=shop1,direction=out",
-        release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
+        release_agi=release, maxsec_margin=MARGIN_S, h_sets=H_SETS, answer_sets=ANSWER_SETS,
     ))
     sim.add_context(ContextConfig(
         "prepaid-booth",
         agi=f"{agi}/prepaid,tenant=shop1,direction=out,device=${{BOOTH}},dest=${{EXTEN}}",
-        release_agi=release, maxsec_margin=MARGIN_S, h_sets=(H_END,),
+        release_agi=release, maxsec_margin=MARGIN_S, h_sets=H_SETS, answer_sets=ANSWER_SETS,
     ))
     # the backstop of examples/asterisk/extensions.conf: TIMEOUT(absolute), set after the
     # decision, instead of L()
     sim.add_context(ContextConfig(
         "prepaid-backstop", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
-        release_agi=release, timeout_margin=TIMEOUT_MARGIN_S, h_sets=(H_END,),
+        release_agi=release, timeout_margin=TIMEOUT_MARGIN_S, h_sets=H_SETS,
+        answer_sets=ANSWER_SETS,
     ))
     st = PrepaidStack(sim, services, redis_client, clock)
     st.watch_ami_hangups()

@@ -30,7 +30,14 @@ from sim.fastagi import FastAgiCall
 from sim.simulator import AsteriskSim
 from sim.world import WorldConfig
 from tests.e2e.conftest import Stack
-from tests.e2e_prepaid.conftest import H_END, RING_S, Talker
+from tests.e2e_prepaid.conftest import (
+    ANSWER_SETS,
+    H_END_OLD,
+    H_SETS,
+    RELEASE_ARGS,
+    RING_S,
+    Talker,
+)
 from tests.support.daemon import daemon_config
 from tests.support.servers import RedisServer
 
@@ -57,21 +64,23 @@ async def stack(tmp_path: Path, redis_aof: RedisServer) -> AsyncIterator[Stack]:
     text, http_port, agi_port = daemon_config(tmp_path, redis_url=redis_aof.url, site=SITE,
                                               extra=extra)
     agi = f"agi://127.0.0.1:{agi_port}"
+    # an older dialplan: no Dial U(), the record holds the end and ANSWEREDTIME_MS only
     sim.add_context(ContextConfig(
         "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
         release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
-        h_sets=(H_END,),
+        h_sets=(H_END_OLD,),
     ))
+    # the example dialplan: Dial U() records the callee's answer
     sim.add_context(ContextConfig(
         "prepaid-ivr", agi=f"{agi}/prepaid,tenant=shop1,direction=out",
-        release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
-        h_sets=(H_END,),
+        release_agi=f"{agi}/release{RELEASE_ARGS}", maxsec_margin=30,
+        h_sets=H_SETS, answer_sets=ANSWER_SETS,
     ))
     sim.add_context(ContextConfig(
         "prepaid-backstop",
         agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
-        release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", timeout_margin=BACKSTOP_S,
-        h_sets=(H_END,),
+        release_agi=f"{agi}/release{RELEASE_ARGS}", timeout_margin=BACKSTOP_S,
+        h_sets=H_SETS, answer_sets=ANSWER_SETS,
     ))
     st = Stack(sim, redis_aof.url, tmp_path, limits, text, client, http_port, agi_port)
     try:
@@ -162,14 +171,17 @@ async def test_call_answered_and_ended_while_the_gateway_was_down_is_charged_onc
     assert 1 <= short_cdr.charge == short_cdr.billable_s <= 2
     short_info = await CardService(r, clock).get(short_card)
     assert short_info.balance + short_cdr.charge == 3 and short_info.held == 0
-    # the IVR's call: ANSWEREDTIME_MS ran from the IVR's answer, before the decision; the
-    # charge starts at the decision (what is left of the error is the ringing)
+    # the IVR's call: ANSWEREDTIME_MS ran from the IVR's answer, before the decision, so
+    # it would charge the 3 s of ringing too; the Dial U() record says when the callee
+    # answered, and the charge starts there
     ivr_cdr = found[ivr_card]
     assert ivr_cdr.end_ms == round(ivr_record.end * 1000)
     assert ivr_record.answered_ms > ivr_cdr.end_ms - ivr_cdr.start_ms
-    assert ivr_cdr.answer_ms == ivr_cdr.start_ms
+    assert ivr_record.exact and ivr_record.callee_answered is not None
+    assert ivr_cdr.answer_ms == round(ivr_record.callee_answered * 1000)
+    assert ivr_cdr.answer_ms - ivr_cdr.start_ms >= 2500  # the ringing is not charged
     assert ivr_cdr.billable_s == ivr_cdr.charge == math.ceil(
-        (ivr_cdr.end_ms - ivr_cdr.start_ms) / 1000)
+        (ivr_cdr.end_ms - ivr_cdr.answer_ms) / 1000) <= 3
     ivr_info = await CardService(r, clock).get(ivr_card)
     assert ivr_info.balance + ivr_cdr.charge == START and ivr_info.held == 0
     cdrs = [found[card]]

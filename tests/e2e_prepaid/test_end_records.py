@@ -1,5 +1,6 @@
 """The `h` extension's AstDB end record, as gateway.prepaid_end_records reads it: the
-current "<end>,<answered ms>" and the older "<end>" an upgraded Asterisk may still hold."""
+current "<end>,<answered ms>,<callee answer>", and the older "<end>,<answered ms>" and
+"<end>" an upgraded Asterisk may still hold."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from gateway.prepaid_end_records import EndRecord, parse_end
 
 
 @pytest.mark.parametrize(("value", "expected"), [
+    ("1732370000.123,9520,1732369995.6", EndRecord(1732370000.123, 9520, 1732369995.6)),
+    ("1732370000.123,,", EndRecord(1732370000.123, 0)),  # never answered, no U() record
+    ("1732370000.123,9520,soon", EndRecord(1732370000.123, 9520)),  # unusable: ignored
+    ("1732370000.123,9520,1732370009.0", EndRecord(1732370000.123, 9520)),  # after the end
     ("1732370000.123,4520", EndRecord(1732370000.123, 4520)),
     ("1732370000.123,", EndRecord(1732370000.123, 0)),  # Dial never answered
     ("1732370000.123,0", EndRecord(1732370000.123, 0)),
@@ -27,7 +32,10 @@ def test_unusable_ends_are_none(value: str) -> None:
     assert parse_end(value) is None
 
 
-def test_answered_at_is_end_less_the_answered_time() -> None:
+def test_answered_at_is_the_callee_answer_else_end_less_the_answered_time() -> None:
+    exact = EndRecord(1000.5, 9500, 996.25)  # the caller's channel was up 5 s longer
+    assert exact.answered_at == 996.25 and exact.exact
     assert EndRecord(1000.5, 4500).answered_at == pytest.approx(996.0)
+    assert not EndRecord(1000.5, 4500).exact
     assert EndRecord(1000.5, 0).answered_at is None
     assert EndRecord(1000.5, None).answered_at is None

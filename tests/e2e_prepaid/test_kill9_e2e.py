@@ -27,7 +27,7 @@ from sim.dialplan import ContextConfig
 from sim.simulator import AsteriskSim
 from sim.world import WorldConfig
 from tests.e2e.conftest import Stack
-from tests.e2e_prepaid.conftest import H_END, PLAN_CSV, Talker
+from tests.e2e_prepaid.conftest import ANSWER_SETS, H_SETS, PLAN_CSV, Talker
 from tests.support.daemon import daemon_config
 from tests.support.servers import RedisServer
 
@@ -54,7 +54,7 @@ async def stack(tmp_path: Path, redis_aof: RedisServer) -> AsyncIterator[Stack]:
     sim.add_context(ContextConfig(
         "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
         release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
-        h_sets=(H_END,),
+        h_sets=H_SETS, answer_sets=ANSWER_SETS,
     ))
     st = Stack(sim, redis_aof.url, tmp_path, limits, text, client, http_port, agi_port)
     try:
