@@ -12,18 +12,43 @@ from dialer.keys import CampaignKeys
 from dialer.lead_store import LeadStore
 from dialer.leads import LeadState, Outcome
 from gateway.campaigns.placer import pjsip_endpoint
+from gateway.campaigns.service import CampaignHandle
 from gateway.devices import DeviceRegistry
 from gateway.devices.contact_lookup import resync_from
 from gateway.devices.events import AmiEvent
 from hw_profiles import load_profiles
 from sim.farend import Dist, RandomFarEnd
-from tests.e2e_dialer.conftest import TENANT, TRUNK, RigFactory, zones_open_and_closed
+from tests.e2e_dialer.conftest import (
+    TENANT,
+    TRUNK,
+    DialerRig,
+    RigFactory,
+    zones_open_and_closed,
+)
 
 YEALINK_T31P = "Yealink SIP-T31P 124.86.0.40"
 YEALINK_ALERT = ("PJSIP_HEADER(add,Alert-Info)",
                  "<http://127.0.0.1>;info=alert-autoanswer;delay=0")
 AGENT = "PJSIP/6001"
 LEADS = ["+4915100000001", "+4915100000002"]
+
+
+async def _preview_campaign(rig: DialerRig, devices: DeviceRegistry, name: str,
+                            max_attempts: int) -> tuple[Campaign, CampaignHandle]:
+    """A running preview campaign over the two leads, its trunk limited to 5 channels."""
+    await rig.limits.settings.set_trunk_limit(TRUNK, 5)
+    campaign = Campaign(TENANT, name, mode=DialMode.PREVIEW, trunk=TRUNK,
+                        agent_queue="sales", caller_id="4930123456", max_attempts=max_attempts,
+                        window=CallingWindow(time(6, 0), time(18, 0)))
+    await rig.add_campaign(campaign)
+    zone, _ = zones_open_and_closed(rig.sim.clock.now())
+    await rig.import_rows(campaign, [(p, zone) for p in LEADS])
+    service = rig.start_service(devices=devices)
+    await rig.wait_for("campaign running",
+                       lambda: service.handle(TENANT, campaign.campaign_id) is not None, 10)
+    handle = service.handle(TENANT, campaign.campaign_id)
+    assert handle is not None
+    return campaign, handle
 
 
 async def test_accepting_a_preview_rings_the_agents_phone_first(
@@ -50,18 +75,7 @@ async def test_accepting_a_preview_rings_the_agents_phone_first(
 
         rig.client.subscribe("*", watch)
 
-        await rig.limits.settings.set_trunk_limit(TRUNK, 5)
-        campaign = Campaign(TENANT, "leads-by-hand", mode=DialMode.PREVIEW, trunk=TRUNK,
-                            agent_queue="sales", caller_id="4930123456", max_attempts=1,
-                            window=CallingWindow(time(6, 0), time(18, 0)))
-        await rig.add_campaign(campaign)
-        zone, _ = zones_open_and_closed(sim.clock.now())
-        await rig.import_rows(campaign, [(p, zone) for p in LEADS])
-        service = rig.start_service(devices=devices)
-        await rig.wait_for("campaign running",
-                           lambda: service.handle(TENANT, campaign.campaign_id) is not None, 10)
-        handle = service.handle(TENANT, campaign.campaign_id)
-        assert handle is not None
+        campaign, handle = await _preview_campaign(rig, devices, "leads-by-hand", 1)
 
         await asyncio.sleep(0.5)  # a few pacing ticks: preview never dials by itself
         assert rig.originated == []
@@ -126,18 +140,7 @@ async def test_accepting_for_a_phone_that_is_not_registered_dials_nothing(
         await rig.wait_for("phone offline", lambda: (
             (snap := devices.device("6001")) is not None and not snap.registered), 10)
 
-        await rig.limits.settings.set_trunk_limit(TRUNK, 5)
-        campaign = Campaign(TENANT, "offline-agent", mode=DialMode.PREVIEW, trunk=TRUNK,
-                            agent_queue="sales", caller_id="4930123456", max_attempts=3,
-                            window=CallingWindow(time(6, 0), time(18, 0)))
-        await rig.add_campaign(campaign)
-        zone, _ = zones_open_and_closed(sim.clock.now())
-        await rig.import_rows(campaign, [(p, zone) for p in LEADS])
-        service = rig.start_service(devices=devices)
-        await rig.wait_for("campaign running",
-                           lambda: service.handle(TENANT, campaign.campaign_id) is not None, 10)
-        handle = service.handle(TENANT, campaign.campaign_id)
-        assert handle is not None
+        _, handle = await _preview_campaign(rig, devices, "offline-agent", 3)
 
         for agent, reason in ((AGENT, "device_offline"), ("PJSIP/6009", "unknown_device")):
             offer = await handle.runner.offer_preview(agent)
