@@ -7,8 +7,10 @@ by the code handling a call (structlog contextvars), so an operator can grep one
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -51,6 +53,41 @@ def gated_logger_class(gate: LevelGate) -> type[Any]:
     return type("GatedBoundLogger", (base,), {**methods, "gate": gate})
 
 
+class IsoUtcStamper:
+    """`timestamp` as structlog's TimeStamper(fmt="iso", utc=True) writes it
+    (2026-11-23T17:54:45.365582Z), formatting the date and time once a second: every
+    decision is a log line, and the datetime round trip was a fifth of its cost."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _: Any, __: str,
+                 event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event
+
+
+def _fallback(obj: Any) -> Any:
+    """What json cannot encode: its __structlog__() if it has one, else repr (as
+    structlog's own JSON renderer does)."""
+    method = getattr(obj, "__structlog__", None)
+    return method() if callable(method) else repr(obj)
+
+
+_ENCODER = json.JSONEncoder(default=_fallback)
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    """One encoder for every line: json.dumps with an argument builds a new one each time."""
+    return _ENCODER.encode(obj)
+
+
 def configure_logging(site: str, level: str = "info", fmt: str = "auto",
                       stream: TextIO | None = None) -> None:
     """Process-wide by nature (structlog and stdlib logging are); called once by the CLI."""
@@ -62,7 +99,7 @@ def configure_logging(site: str, level: str = "info", fmt: str = "auto",
         return event
 
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
@@ -70,7 +107,7 @@ def configure_logging(site: str, level: str = "info", fmt: str = "auto",
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            IsoUtcStamper(),
             add_site,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
