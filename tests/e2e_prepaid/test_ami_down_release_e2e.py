@@ -28,7 +28,7 @@ async def test_release_with_answered_ms_charges_a_call_ami_never_showed(
 
     cdr = (await stack.cdrs())[0]
     assert cdr.answer_ms > 0, cdr  # answered, although the gateway never saw it on AMI
-    assert 5 <= cdr.billable_s <= 9, cdr
+    assert 5 <= cdr.billable_s <= 12, cdr  # ~6 s of talk; a busy loop stretches it
     assert cdr.charge == cdr.billable_s  # one cent a second
     assert await stack.balance(card) + cdr.charge == 1000
 
