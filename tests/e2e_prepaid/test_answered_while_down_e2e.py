@@ -181,7 +181,7 @@ async def test_call_answered_and_ended_while_the_gateway_was_down_is_charged_onc
     assert ivr_cdr.answer_ms == round(ivr_record.callee_answered * 1000)
     assert ivr_cdr.answer_ms - ivr_cdr.start_ms >= 2500  # the ringing is not charged
     assert ivr_cdr.billable_s == ivr_cdr.charge == math.ceil(
-        (ivr_cdr.end_ms - ivr_cdr.answer_ms) / 1000) <= 3
+        (ivr_cdr.end_ms - ivr_cdr.answer_ms) / 1000) <= 4  # 2 s of talk, not 5
     ivr_info = await CardService(r, clock).get(ivr_card)
     assert ivr_info.balance + ivr_cdr.charge == START and ivr_info.held == 0
     cdrs = [found[card]]
