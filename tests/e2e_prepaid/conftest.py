@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 from gateway.config import parse_config
 from gateway.metrics import Metrics
 from gateway.wiring import Services, build_services
+from limits import EmergencyNumbers, LimitsService
 from prepaid.batches import BatchService, BatchSpec
 from prepaid.cdr import Cdr, CdrStore
 from prepaid.clock import ScaledClock
@@ -30,6 +32,8 @@ from sim.farend import Step
 from sim.gateway_call import GatewayCall
 from sim.simulator import AsteriskSim
 from sim.world import WorldConfig
+from tests.e2e.conftest import Stack
+from tests.support.daemon import daemon_config
 from tests.support.servers import MosquittoServer, RedisServer
 
 SITE = "shop"
@@ -204,3 +208,34 @@ async def stack(redis_proc: RedisServer, redis_client: aioredis.Redis,
     finally:
         await services.close()
         await sim.stop()
+
+
+@asynccontextmanager
+async def daemon_stack(tmp_path: Path, redis: RedisServer, *, seed: int, prepaid: str = "",
+                       contexts: Callable[[str], Iterable[ContextConfig]],
+                       ) -> AsyncIterator[Stack]:
+    """The real daemon (a process, started and killed by the test) beside a simulated
+    Asterisk at real speed whose far end talks; `contexts(agi_url)` gives its dialplan.
+    `prepaid` is the body of the config's [prepaid] section, if any."""
+    sim = AsteriskSim(speed=1.0, world_config=WorldConfig(auth_fail_delay=0.1, seed=seed))
+    await sim.start()
+    sim.set_far_end(Talker())
+    client = aioredis.Redis.from_url(redis.url)
+    limits = LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
+    extra = (
+        '[limits]\nlease_ttl = 30.0\n\n'
+        + (f"[prepaid]\n{prepaid}\n\n" if prepaid else "")
+        + f'[[asterisk]]\nname = "sim"\nhost = "127.0.0.1"\nport = {sim.ami_port}\n'
+        'username = "gateway"\nsecret = "gateway"\nping_interval = 2.0\naction_timeout = 3.0\n'
+    )
+    text, http_port, agi_port = daemon_config(tmp_path, redis_url=redis.url, site=SITE,
+                                              extra=extra)
+    for context in contexts(f"agi://127.0.0.1:{agi_port}"):
+        sim.add_context(context)
+    st = Stack(sim, redis.url, tmp_path, limits, text, client, http_port, agi_port)
+    try:
+        yield st
+    finally:
+        st.exits.close()
+        await sim.stop()
+        await client.aclose()

@@ -15,7 +15,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.prepaid_end_records import END_FAMILY, parse_end
-from limits import EmergencyNumbers, LimitsService
 from prepaid.batches import BatchService, BatchSpec
 from prepaid.cards import CardService
 from prepaid.cdr import Cdr, CdrStore
@@ -27,8 +26,6 @@ from prepaid.rating import PlanSettings
 from sim.agi_link import DTMF_VAR, AgiTarget
 from sim.dialplan import ContextConfig
 from sim.fastagi import FastAgiCall
-from sim.simulator import AsteriskSim
-from sim.world import WorldConfig
 from tests.e2e.conftest import Stack
 from tests.e2e_prepaid.conftest import (
     ANSWER_SETS,
@@ -36,12 +33,10 @@ from tests.e2e_prepaid.conftest import (
     H_SETS,
     RELEASE_ARGS,
     RING_S,
-    Talker,
+    daemon_stack,
 )
-from tests.support.daemon import daemon_config
 from tests.support.servers import RedisServer
 
-SITE = "shop"
 START = 500  # cents
 # 0.60 EUR a minute in 30/6 increments: the first 30 s are paid as a whole; 4473 per second
 PLAN_CSV = "prefix,destination,rate,increments\n44,UK,0.60,30/6\n4473,UK m,0.60,1/1\n"
@@ -51,44 +46,31 @@ BACKSTOP_S = 1  # prepaid-backstop: TIMEOUT(absolute) = CALLGATE_MAXSEC + this
 
 @pytest.fixture
 async def stack(tmp_path: Path, redis_aof: RedisServer) -> AsyncIterator[Stack]:
-    sim = AsteriskSim(speed=1.0, world_config=WorldConfig(auth_fail_delay=0.1, seed=11))
-    await sim.start()
-    sim.set_far_end(Talker())
-    client = aioredis.Redis.from_url(redis_aof.url)
-    limits = LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
-    extra = (
-        f'[limits]\nlease_ttl = 30.0\n\n[prepaid]\npin_secret = "{PIN_SECRET}"\n\n'
-        f'[[asterisk]]\nname = "sim"\nhost = "127.0.0.1"\nport = {sim.ami_port}\n'
-        f'username = "gateway"\nsecret = "gateway"\nping_interval = 2.0\naction_timeout = 3.0\n'
-    )
-    text, http_port, agi_port = daemon_config(tmp_path, redis_url=redis_aof.url, site=SITE,
-                                              extra=extra)
-    agi = f"agi://127.0.0.1:{agi_port}"
-    # an older dialplan: no Dial U(), the record holds the end and ANSWEREDTIME_MS only
-    sim.add_context(ContextConfig(
-        "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
-        release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
-        h_sets=(H_END_OLD,),
-    ))
-    # the example dialplan: Dial U() records the callee's answer
-    sim.add_context(ContextConfig(
-        "prepaid-ivr", agi=f"{agi}/prepaid,tenant=shop1,direction=out",
-        release_agi=f"{agi}/release{RELEASE_ARGS}", maxsec_margin=30,
-        h_sets=H_SETS, answer_sets=ANSWER_SETS,
-    ))
-    sim.add_context(ContextConfig(
-        "prepaid-backstop",
-        agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
-        release_agi=f"{agi}/release{RELEASE_ARGS}", timeout_margin=BACKSTOP_S,
-        h_sets=H_SETS, answer_sets=ANSWER_SETS,
-    ))
-    st = Stack(sim, redis_aof.url, tmp_path, limits, text, client, http_port, agi_port)
-    try:
+    def contexts(agi: str) -> list[ContextConfig]:
+        return [
+            # an older dialplan: no Dial U(), the record holds the end and ANSWEREDTIME_MS
+            ContextConfig(
+                "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
+                release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
+                h_sets=(H_END_OLD,),
+            ),
+            # the example dialplan: Dial U() records the callee's answer
+            ContextConfig(
+                "prepaid-ivr", agi=f"{agi}/prepaid,tenant=shop1,direction=out",
+                release_agi=f"{agi}/release{RELEASE_ARGS}", maxsec_margin=30,
+                h_sets=H_SETS, answer_sets=ANSWER_SETS,
+            ),
+            ContextConfig(
+                "prepaid-backstop",
+                agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
+                release_agi=f"{agi}/release{RELEASE_ARGS}", timeout_margin=BACKSTOP_S,
+                h_sets=H_SETS, answer_sets=ANSWER_SETS,
+            ),
+        ]
+
+    async with daemon_stack(tmp_path, redis_aof, seed=11,
+                            prepaid=f'pin_secret = "{PIN_SECRET}"', contexts=contexts) as st:
         yield st
-    finally:
-        st.exits.close()
-        await sim.stop()
-        await client.aclose()
 
 
 async def _cdrs(r: aioredis.Redis, at_least: int = 1) -> list[Cdr]:

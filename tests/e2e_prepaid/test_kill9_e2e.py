@@ -11,10 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from gateway.prepaid_end_records import END_FAMILY, parse_end
-from limits import EmergencyNumbers, LimitsService
 from prepaid.batches import BatchService, BatchSpec
 from prepaid.cards import CardService
 from prepaid.cdr import CdrStore
@@ -24,45 +22,25 @@ from prepaid.rateplan_csv import parse_text
 from prepaid.rateplan_store import RatePlanStore
 from prepaid.rating import PlanSettings
 from sim.dialplan import ContextConfig
-from sim.simulator import AsteriskSim
-from sim.world import WorldConfig
 from tests.e2e.conftest import Stack
-from tests.e2e_prepaid.conftest import ANSWER_SETS, H_SETS, PLAN_CSV, Talker
-from tests.support.daemon import daemon_config
+from tests.e2e_prepaid.conftest import ANSWER_SETS, H_SETS, PLAN_CSV, daemon_stack
 from tests.support.servers import RedisServer
 
-SITE = "shop"
 CALLS = 6
 START = 120  # cents: at one cent a second the 6 calls share 20 s of talk
 
 
 @pytest.fixture
 async def stack(tmp_path: Path, redis_aof: RedisServer) -> AsyncIterator[Stack]:
-    sim = AsteriskSim(speed=1.0, world_config=WorldConfig(auth_fail_delay=0.1, seed=7))
-    await sim.start()
-    sim.set_far_end(Talker())
-    client = aioredis.Redis.from_url(redis_aof.url)
-    limits = LimitsService(client, SITE, emergency=EmergencyNumbers(["112"]))
-    extra = (
-        f'[limits]\nlease_ttl = 30.0\n\n'
-        f'[[asterisk]]\nname = "sim"\nhost = "127.0.0.1"\nport = {sim.ami_port}\n'
-        f'username = "gateway"\nsecret = "gateway"\nping_interval = 2.0\naction_timeout = 3.0\n'
-    )
-    text, http_port, agi_port = daemon_config(tmp_path, redis_url=redis_aof.url, site=SITE,
-                                              extra=extra)
-    agi = f"agi://127.0.0.1:{agi_port}"
-    sim.add_context(ContextConfig(
-        "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
-        release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
-        h_sets=H_SETS, answer_sets=ANSWER_SETS,
-    ))
-    st = Stack(sim, redis_aof.url, tmp_path, limits, text, client, http_port, agi_port)
-    try:
+    def contexts(agi: str) -> list[ContextConfig]:
+        return [ContextConfig(
+            "prepaid-out", agi=f"{agi}/authorize,tenant=shop1,direction=out,card=${{CARD}}",
+            release_agi=f"{agi}/release,lease=${{CALLGATE_LEASE}}", maxsec_margin=30,
+            h_sets=H_SETS, answer_sets=ANSWER_SETS,
+        )]
+
+    async with daemon_stack(tmp_path, redis_aof, seed=7, contexts=contexts) as st:
         yield st
-    finally:
-        st.exits.close()
-        await sim.stop()
-        await client.aclose()
 
 
 async def test_kill9_mid_call_conserves_money(stack: Stack) -> None:
