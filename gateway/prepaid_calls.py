@@ -29,7 +29,7 @@ from ami.frames import Message
 from gateway.agi import AgiRequest, Decision
 from gateway.agi.decision import CAUSE_TEMPORARY_FAILURE, LEASE_VAR
 from gateway.config import Config, PrepaidConfig
-from gateway.prepaid_end_records import EndRecords
+from gateway.prepaid_end_records import EndRecord, EndRecords
 from limits import CallRequest
 from prepaid.cards import Card, CardService
 from prepaid.clock import Clock, ScaledClock, SystemClock
@@ -370,17 +370,14 @@ class PrepaidCalls:
                            callee_answered: float | None = None) -> float | None:
         """When the call was answered by the `h` extension's account, for a session the
         gateway never saw answered; None if not answered or not known."""
-        if callee_answered is None and (not answered_ms or answered_ms <= 0):
+        record = EndRecord(ended_at, answered_ms, callee_answered)
+        if record.answered_at is None:
             return None
         try:
             created_ms = (await self.service.get(sid)).created_ms
         except (PrepaidError, RedisError, OSError):
             return None
-        answered_at = (callee_answered if callee_answered is not None
-                       else ended_at - (answered_ms or 0) / 1000)
-        if created_ms:
-            answered_at = max(answered_at, created_ms / 1000)
-        return min(answered_at, ended_at)
+        return record.charged_from(created_ms / 1000 if created_ms else None)
 
     async def sweep_gone(self) -> None:
         """After an AMI (re)login: calls this gateway debits whose channel Asterisk no
@@ -443,9 +440,8 @@ class PrepaidCalls:
                             charged_until=None)
                 await self._hung_up(sid, now, 16, "system")
                 continue
-            answered_at = end.answered_at
+            answered_at = end.charged_from(authorized_at)
             if answered_at is not None:
-                answered_at = min(max(answered_at, authorized_at), end.end)
                 log.info("prepaid_answer_from_end_record", session=sid, call_id=call_id,
                          answered_ms=end.answered_ms, exact=end.exact,
                          charged_from=answered_at)

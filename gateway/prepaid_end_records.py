@@ -63,6 +63,17 @@ class EndRecord:
         """The answer time is the callee's own, not the calling channel's up time."""
         return self.callee_answered is not None
 
+    def charged_from(self, decided_at: float | None) -> float | None:
+        """When to charge a call the gateway never saw answered: the answer above, never
+        before the gateway's decision (no callee answers before the Dial; the calling
+        channel's up time can start earlier) nor after the end; None if not answered."""
+        answered_at = self.answered_at
+        if answered_at is None:
+            return None
+        if decided_at is not None:
+            answered_at = max(answered_at, decided_at)
+        return min(answered_at, self.end)
+
 
 class _Link(Protocol):
     @property
@@ -121,11 +132,8 @@ def parse_end(value: str) -> EndRecord | None:
     if not words:
         return None
     end_text, comma, answered_text = words[0].partition(",")
-    try:
-        end = float(end_text)
-    except ValueError:
-        return None
-    if not math.isfinite(end) or end <= 0:
+    end = parse_epoch(end_text)
+    if end is None:
         return None
     if not comma:
         return EndRecord(end, None)
