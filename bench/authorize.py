@@ -142,6 +142,12 @@ def _drive_agi(port: int, first: int, calls: int, concurrency: int
     return elapsed, report.latencies["authorize"]
 
 
+async def _redis_cpu(client: aioredis.Redis) -> tuple[float, float]:
+    """redis-server's own (user, kernel) CPU seconds so far, from INFO cpu."""
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]), float(info["used_cpu_sys"])
+
+
 def _raw_call(limits: LimitsService) -> Callable[[int], Awaitable[float]]:
     async def one(i: int) -> float:
         req = CallRequest(tenant="acme", direction="out", dest="5551000",  # type: ignore[arg-type]
@@ -197,16 +203,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             _drive_agi(agi_port, 0, 300, opts.concurrency)  # warm-up
             await _drive(raw_one, 300, opts.concurrency)
             # Alternate halves so noise from other processes hits both alike.
-            agi_s, raw_s, gateway_cpu, driver_cpu = 0.0, 0.0, 0.0, 0.0
+            agi_s, raw_s = 0.0, 0.0
+            # CPU seconds during the FastAGI halves: (user, kernel) per process
+            gateway_cpu, driver_cpu, redis_cpu = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
             agi_lat: list[float] = []
             raw_lat: list[float] = []
             half = opts.calls // 2
             for rnd in range(2):
+                redis_before = await _redis_cpu(client)
                 gateway.mark()
-                mine = time.process_time()
+                mine = os.times()
                 s, lat = _drive_agi(agi_port, 1000 + rnd * half, half, opts.concurrency)
-                driver_cpu += time.process_time() - mine
-                gateway_cpu += gateway.cpu_since_mark()
+                after = os.times()
+                driver_cpu[0] += after.user - mine.user
+                driver_cpu[1] += after.system - mine.system
+                for i, spent in enumerate(gateway.cpu_split_since_mark()):
+                    gateway_cpu[i] += spent
+                redis_after = await _redis_cpu(client)
+                for i in range(2):
+                    redis_cpu[i] += redis_after[i] - redis_before[i]
                 agi_s, agi_lat = agi_s + s, agi_lat + lat
                 s, lat = await _drive(raw_one, half, opts.concurrency)
                 raw_s, raw_lat = raw_s + s, raw_lat + lat
@@ -214,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             await client.aclose()
             return {"agi_s": agi_s, "raw_s": raw_s, "agi_lat": agi_lat, "raw_lat": raw_lat,
                     "leaked": leaked, "calls": half * 2, "gateway_cpu": gateway_cpu,
-                    "driver_cpu": driver_cpu}
+                    "driver_cpu": driver_cpu, "redis_cpu": redis_cpu}
 
         r = uvloop.run(run())
     finally:
@@ -225,6 +240,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
 
     calls = r["calls"]
+
+    def per_call(seconds: float) -> float:
+        return round(seconds / calls * 1e6, 1)
+
+    gateway_cpu, driver_cpu, redis_cpu = (sum(r[k]) for k in ("gateway_cpu", "driver_cpu",
+                                                              "redis_cpu"))
+    total_cpu = gateway_cpu + driver_cpu + redis_cpu
+    cores = os.cpu_count() or 1
     figures = {
         "authorize_per_s": round(calls / r["agi_s"], 1),
         "p50_ms": round(percentile_ms(r["agi_lat"], 0.50), 3),
@@ -235,20 +258,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "calls": calls,
         "concurrency": opts.concurrency,
         "leaked_slots": sum(r["leaked"].values()),
-        "gateway_cpu_us_per_call": round(r["gateway_cpu"] / calls * 1e6, 1),
-        "one_core_capacity_per_s": round(calls / r["gateway_cpu"], 1),
-        "driver_cpu_us_per_call": round(r["driver_cpu"] / calls * 1e6, 1),
+        "gateway_cpu_us_per_call": per_call(gateway_cpu),
+        "gateway_kernel_us_per_call": per_call(r["gateway_cpu"][1]),
+        "one_core_capacity_per_s": round(calls / gateway_cpu, 1),
+        "driver_cpu_us_per_call": per_call(driver_cpu),
+        "driver_kernel_us_per_call": per_call(r["driver_cpu"][1]),
+        "redis_cpu_us_per_call": per_call(redis_cpu),
+        "total_cpu_us_per_call": per_call(total_cpu),
+        "all_cores_ceiling_per_s": round(calls * cores / total_cpu, 1),
     }
-    print(f"cores: {os.cpu_count()}  calls: {calls}  in flight: {opts.concurrency}")
+    print(f"cores: {cores}  calls: {calls}  in flight: {opts.concurrency}")
     print("each call = authorize + release; per second = whole calls")
     print(f"{'':34}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     print(f"{'FastAGI authorize+release':34}{figures['authorize_per_s']:>10.0f}"
           f"{figures['p50_ms']:>10.2f}{figures['p99_ms']:>10.2f}")
     print(f"{'raw EVALSHA acquire+release':34}{figures['raw_evalsha_per_s']:>10.0f}"
           f"{percentile_ms(r['raw_lat'], 0.5):>10.2f}{figures['raw_p99_ms']:>10.2f}")
-    print(f"gateway CPU per call: {figures['gateway_cpu_us_per_call']:.0f} us "
-          f"(one core fully busy would decide {figures['one_core_capacity_per_s']:.0f} calls/s)")
-    print(f"simulator (driver) CPU per call: {figures['driver_cpu_us_per_call']:.0f} us")
+    print("CPU per call, us (user + kernel):")
+    for name, key in (("gateway", "gateway_cpu"), ("redis-server", "redis_cpu"),
+                      ("simulator (driver)", "driver_cpu")):
+        user, kernel = (per_call(x) for x in r[key])
+        print(f"  {name:20}{user + kernel:>7.0f} = {user:.0f} + {kernel:.0f}")
+    print(f"  {'total':20}{figures['total_cpu_us_per_call']:>7.0f}: {cores} cores fully busy "
+          f"would run {figures['all_cores_ceiling_per_s']:.0f} calls/s")
+    print(f"gateway alone on one core would decide {figures['one_core_capacity_per_s']:.0f} "
+          "calls/s")
     print(f"gateway / raw EVALSHA throughput: {figures['ratio']:.2f}; "
           f"slots left in use after the run: {figures['leaked_slots']}")
     print(json.dumps(figures))

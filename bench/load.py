@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import multiprocessing as mp
 import os
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -26,16 +25,18 @@ def percentile_ms(seconds: list[float], q: float) -> float:
 
 
 async def serve_control(conn: Connection, port: int) -> None:
-    """Answer the driver: port first, then CPU time between 'mark' and 'report'."""
+    """Answer the driver: port first, then (user, kernel) CPU seconds between 'mark' and
+    'report'."""
     loop = asyncio.get_running_loop()
     conn.send(port)
-    mark = time.process_time()
+    mark = os.times()
     while True:
         message = await loop.run_in_executor(None, conn.recv)
         if message == "mark":
-            mark = time.process_time()
+            mark = os.times()
         elif message == "report":
-            conn.send(time.process_time() - mark)
+            now = os.times()
+            conn.send((now.user - mark.user, now.system - mark.system))
         else:
             return
 
@@ -58,8 +59,13 @@ class ServerProcess:
         self._conn.send("mark")
 
     def cpu_since_mark(self) -> float:
+        return sum(self.cpu_split_since_mark())
+
+    def cpu_split_since_mark(self) -> tuple[float, float]:
+        """(user, kernel) CPU seconds of the server since mark()."""
         self._conn.send("report")
-        return float(self._conn.recv())
+        user, kernel = self._conn.recv()
+        return float(user), float(kernel)
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):

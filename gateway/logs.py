@@ -40,10 +40,13 @@ def gated_logger_class(gate: LevelGate) -> type[Any]:
 
     def gated(name: str, level: int) -> Any:
         method = getattr(base, name)
+        plain = _PLAIN_METHODS.get(name)  # straight to the chain: one call less per line
 
         def meth(self: Any, event: str, *args: Any, **kw: Any) -> Any:
             if level < gate.level:
                 return None
+            if plain is not None and not args:
+                return self._proxy_to_logger(plain, event, **kw)
             return method(self, event, *args, **kw)
 
         meth.__name__ = name
@@ -51,6 +54,12 @@ def gated_logger_class(gate: LevelGate) -> type[Any]:
 
     methods = {name: gated(name, level) for name, level in _METHOD_LEVELS.items()}
     return type("GatedBoundLogger", (base,), {**methods, "gate": gate})
+
+
+# methods that structlog's own level methods turn into nothing but _proxy_to_logger(name)
+_PLAIN_METHODS = {"debug": "debug", "info": "info", "msg": "info", "warning": "warning",
+                  "warn": "warning", "error": "error", "critical": "critical",
+                  "fatal": "critical"}
 
 
 class IsoUtcStamper:
@@ -83,9 +92,30 @@ def _fallback(obj: Any) -> Any:
 _ENCODER = json.JSONEncoder(default=_fallback)
 
 
-def _dumps(obj: Any, **_: Any) -> str:
-    """One encoder for every line: json.dumps with an argument builds a new one each time."""
-    return _ENCODER.encode(obj)
+class JsonLines:
+    """The JSON output's whole processor chain in one step, with the same lines as
+    merge_contextvars, add_log_level, IsoUtcStamper, the site, StackInfoRenderer,
+    format_exc_info and JSONRenderer one after another: each decision is a line, and
+    seven processor calls were a third of its cost."""
+
+    def __init__(self, site: str) -> None:
+        self._site = site
+        self._stamp = IsoUtcStamper()
+        self._stack = structlog.processors.StackInfoRenderer()
+
+    def __call__(self, logger: Any, method_name: str,
+                 event: MutableMapping[str, Any]) -> str:
+        structlog.contextvars.merge_contextvars(logger, method_name, event)
+        event["level"] = _LEVEL_NAMES.get(method_name, method_name)
+        self._stamp(logger, method_name, event)
+        event.setdefault("site", self._site)
+        if "stack_info" in event or "exc_info" in event:
+            event = structlog.processors.format_exc_info(
+                logger, method_name, self._stack(logger, method_name, event))
+        return _ENCODER.encode(event)
+
+
+_LEVEL_NAMES = {"warn": "warning", "exception": "error"}  # as add_log_level names them
 
 
 def configure_logging(site: str, level: str = "info", fmt: str = "auto",
@@ -98,25 +128,29 @@ def configure_logging(site: str, level: str = "info", fmt: str = "auto",
         event.setdefault("site", site)
         return event
 
-    renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=_dumps)
-        if use_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            IsoUtcStamper(),
-            add_site,
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=gated_logger_class(LevelGate(_LEVELS.get(level, logging.INFO))),
-        logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=True,
-    )
+    wrapper_class = gated_logger_class(LevelGate(_LEVELS.get(level, logging.INFO)))
+    if use_json:
+        structlog.configure(
+            processors=[JsonLines(site)],
+            wrapper_class=wrapper_class,
+            logger_factory=structlog.WriteLoggerFactory(out),
+            cache_logger_on_first_use=True,
+        )
+    else:
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                IsoUtcStamper(),
+                add_site,
+                structlog.processors.StackInfoRenderer(),
+                structlog.processors.format_exc_info,
+                structlog.dev.ConsoleRenderer(colors=out.isatty()),
+            ],
+            wrapper_class=wrapper_class,
+            logger_factory=structlog.PrintLoggerFactory(out),
+            cache_logger_on_first_use=True,
+        )
     # Libraries that log through stdlib (aiohttp, redis) go to stderr at warning and above.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
