@@ -16,6 +16,13 @@ The baseline is the same acquire and release Lua scripts called with EVALSHA fro
 redis client in this process, at the same concurrency, in the same run: the ratio says
 what the FastAGI round trips and the gateway's Python cost on top of Redis.
 
+The floor is a bare uvloop server in place of the gateway, driven the same way: it reads
+the env block and, for `authorize`, sends the same one MSet command with a fixed lease, and
+does nothing else (no Redis, no parsing, no logging). It is what any FastAGI server costs
+on this machine with this driver. CPU is printed per process and per call, user and
+kernel apart (redis-server's from INFO cpu): with every process on two shared cores,
+N calls/s needs the total under 2 s / N of CPU per call.
+
 Counters must be back to zero at the end (checked: a leak would make the figure a lie).
 
     .venv/bin/python bench/authorize.py [--calls N] [--concurrency C] [--log-level L]
@@ -40,7 +47,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 import structlog
@@ -48,6 +55,7 @@ import uvloop
 
 from bench.load import ServerProcess, percentile_ms, pin_to_core, serve_control
 from gateway.agi import AgiServer, Router
+from gateway.agi.protocol import quote_arg
 from gateway.call_control import CallControl
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
@@ -93,6 +101,56 @@ def _run_gateway(conn: Connection, cpu: int, redis_url: str, log_level: str) -> 
         await server.close()
         await limits.aclose()
         await client.aclose()
+
+    uvloop.run(main())
+
+
+# What the gateway sends for an allowed call (a fixed lease): the floor server's one command.
+_MSET = ("EXEC MSet " + quote_arg(
+    "CALLGATE_REQUEST=tenant=acme&direction=out&dest=5551000&trunk=e1-1&number=%2B15551230000,"
+    "CALLGATE_REASON=ok,CALLGATE_CAUSE=0,CALLGATE_LEASE=0123456789abcdef,CALLGATE_MAXSEC=0,"
+    "CALLGATE_RESULT=ALLOW") + "\n").encode()
+
+
+class _FloorConnection(asyncio.Protocol):
+    """The socket work of one AGI() run and nothing else: read the env block; for
+    `authorize` send the decision's one command and wait for its reply; then close. No
+    Redis, no parsing, no logging: what any FastAGI server on this machine must spend."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._sent = False
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._buffer += data
+        if self._sent:
+            if b"\n" in self._buffer:
+                self._transport.close()  # the reply to MSet: done
+            return
+        end = self._buffer.find(b"\n\n")
+        if end < 0:
+            return
+        if b"agi_network_script: authorize" in self._buffer[:end]:
+            self._sent = True
+            self._buffer = self._buffer[end + 2:]
+            self._transport.write(_MSET)
+        else:
+            self._transport.close()  # release: nothing to say
+
+
+def _run_floor_server(conn: Connection, cpu: int) -> None:
+    pin_to_core(cpu)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_FloorConnection, "127.0.0.1", 0, backlog=4096)
+        await serve_control(conn, server.sockets[0].getsockname()[1])
+        server.close()
 
     uvloop.run(main())
 
@@ -182,13 +240,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
          "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"unix://{sock}"
-    gateway = None
+    gateway = floor = None
     try:
         for _ in range(100):  # until redis-server listens
             if os.path.exists(sock):
                 break
             time.sleep(0.05)
         gateway = ServerProcess(_run_gateway, url, opts.log_level)
+        floor = ServerProcess(_run_floor_server)
         agi_port = gateway.port
         pin_to_core(1)
 
@@ -201,11 +260,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             await limits.load_scripts()
             raw_one = _raw_call(limits)
             _drive_agi(agi_port, 0, 300, opts.concurrency)  # warm-up
+            _drive_agi(floor.port, 0, 300, opts.concurrency)
             await _drive(raw_one, 300, opts.concurrency)
             # Alternate halves so noise from other processes hits both alike.
             agi_s, raw_s = 0.0, 0.0
             # CPU seconds during the FastAGI halves: (user, kernel) per process
             gateway_cpu, driver_cpu, redis_cpu = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
+            floor_s, floor_cpu, floor_driver_cpu = 0.0, 0.0, 0.0
+            floor_lat: list[float] = []
             agi_lat: list[float] = []
             raw_lat: list[float] = []
             half = opts.calls // 2
@@ -225,21 +287,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 agi_s, agi_lat = agi_s + s, agi_lat + lat
                 s, lat = await _drive(raw_one, half, opts.concurrency)
                 raw_s, raw_lat = raw_s + s, raw_lat + lat
+                floor.mark()
+                mine_before = time.process_time()
+                s, lat = _drive_agi(floor.port, 1000 + rnd * half, half, opts.concurrency)
+                floor_driver_cpu += time.process_time() - mine_before
+                floor_cpu += floor.cpu_since_mark()
+                floor_s, floor_lat = floor_s + s, floor_lat + lat
             leaked = await limits.in_use()
             await client.aclose()
             return {"agi_s": agi_s, "raw_s": raw_s, "agi_lat": agi_lat, "raw_lat": raw_lat,
                     "leaked": leaked, "calls": half * 2, "gateway_cpu": gateway_cpu,
-                    "driver_cpu": driver_cpu, "redis_cpu": redis_cpu}
+                    "driver_cpu": driver_cpu, "redis_cpu": redis_cpu,
+                    "floor_s": floor_s, "floor_lat": floor_lat, "floor_cpu": floor_cpu,
+                    "floor_driver_cpu": floor_driver_cpu}
 
         r = uvloop.run(run())
     finally:
-        if gateway is not None:
-            gateway.stop()
+        for server in (gateway, floor):
+            if server is not None:
+                server.stop()
         redis_proc.terminate()
         redis_proc.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    calls = r["calls"]
+    calls: int = r["calls"]
 
     def per_call(seconds: float) -> float:
         return round(seconds / calls * 1e6, 1)
@@ -266,6 +337,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "redis_cpu_us_per_call": per_call(redis_cpu),
         "total_cpu_us_per_call": per_call(total_cpu),
         "all_cores_ceiling_per_s": round(calls * cores / total_cpu, 1),
+        "floor_per_s": round(calls / r["floor_s"], 1),
+        "floor_p99_ms": round(percentile_ms(r["floor_lat"], 0.99), 3),
+        "floor_server_cpu_us_per_call": per_call(r["floor_cpu"]),
+        "floor_driver_cpu_us_per_call": per_call(r["floor_driver_cpu"]),
     }
     print(f"cores: {cores}  calls: {calls}  in flight: {opts.concurrency}")
     print("each call = authorize + release; per second = whole calls")
@@ -274,6 +349,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{figures['p50_ms']:>10.2f}{figures['p99_ms']:>10.2f}")
     print(f"{'raw EVALSHA acquire+release':34}{figures['raw_evalsha_per_s']:>10.0f}"
           f"{percentile_ms(r['raw_lat'], 0.5):>10.2f}{figures['raw_p99_ms']:>10.2f}")
+    print(f"{'floor: bare socket server':34}{figures['floor_per_s']:>10.0f}"
+          f"{percentile_ms(r['floor_lat'], 0.5):>10.2f}{figures['floor_p99_ms']:>10.2f}"
+          f"   (server {figures['floor_server_cpu_us_per_call']:.0f} us, driver "
+          f"{figures['floor_driver_cpu_us_per_call']:.0f} us per call)")
     print("CPU per call, us (user + kernel):")
     for name, key in (("gateway", "gateway_cpu"), ("redis-server", "redis_cpu"),
                       ("simulator (driver)", "driver_cpu")):
