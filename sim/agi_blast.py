@@ -7,7 +7,10 @@ driver. Real Asterisk does this in C, one thread per call. Here each run is stil
 FastAgiCall (the same env block bytes and the same answer to every command, so what the
 server sees is byte for byte what FastAgiCall.run() would send); only the socket work is
 done by hand: connect, write the env block, read command lines, write the replies, and
-end when the server closes, as res_agi.c does.
+end when the server closes, as res_agi.c does. Like res_agi.c (launch_netscript and
+setup_env call ast_agi_send once per line), the env block goes out one write per line by
+default, so the server sees the reads a real Asterisk causes: a dozen or more per block
+on a loopback under load, where one write would make it a single read.
 
 A *flow* is a generator standing for one channel's dialplan: it yields the FastAgiCall
 of each AGI() in turn and receives its outcome (e.g. `authorize`, then `release` with
@@ -48,16 +51,33 @@ class _Run:
         self.call = call
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setblocking(False)
-        self.out = b""
+        self.out: list[bytes] = []  # writes still to make, one send() each
         self.connected = False  # the first bytes of the env block went out
         self.started = time.perf_counter()
+
+    def flush(self) -> bool:
+        """Send what the socket takes, a write at a time; True once all went out."""
+        out, send = self.out, self.sock.send
+        while out:
+            head = out[0]
+            try:
+                sent = send(head)
+            except BlockingIOError:
+                return False
+            self.connected = True
+            if sent < len(head):
+                out[0] = head[sent:]
+                return False
+            del out[0]
+        return True
 
 
 class AgiBlast:
     """One `run` at a time; not thread-safe."""
 
-    def __init__(self, *, timeout: float = 10.0) -> None:
+    def __init__(self, *, timeout: float = 10.0, line_writes: bool = True) -> None:
         self._timeout = timeout
+        self._line_writes = line_writes  # the env block a write per line, as res_agi.c
         self._poll = select.epoll()
         self._runs: dict[int, _Run] = {}
         self._flows: Iterator[Flow] = iter(())
@@ -102,7 +122,8 @@ class AgiBlast:
         if code not in (0, errno.EINPROGRESS):
             self._finished(run, call.failed_to_connect())
             return
-        run.out = call.start()
+        block = call.start()
+        run.out = block.splitlines(keepends=True) if self._line_writes else [block]
         self._runs[run.sock.fileno()] = run
         self._poll.register(run.sock.fileno(), _WRITE | _READ)
 
@@ -110,11 +131,8 @@ class AgiBlast:
         sock, call = run.sock, run.call
         eof = False
         try:
-            if run.out and mask & _WRITE:
-                run.out = run.out[sock.send(run.out):]
-                run.connected = True
-                if not run.out:
-                    self._poll.modify(sock.fileno(), _READ)
+            if run.out and mask & _WRITE and run.flush():
+                self._poll.modify(sock.fileno(), _READ)
             if mask & _INPUT:
                 data = sock.recv(65536)
                 if data:
@@ -125,9 +143,9 @@ class AgiBlast:
             while (line := call.take_line(eof)) is not None:
                 replies.extend(call.answer(line))
             if replies:
-                run.out += b"".join(replies)
-                run.out = run.out[sock.send(run.out):]
-                if run.out:
+                pending = bool(run.out)
+                run.out.append(b"".join(replies))  # one ast_agi_send per reply
+                if not pending and not run.flush():
                     self._poll.modify(sock.fileno(), _WRITE | _READ)
         except BlockingIOError:
             return  # woken with nothing to read after all

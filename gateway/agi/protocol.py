@@ -82,7 +82,19 @@ class EnvBlockParser:
         """Consume bytes; return the request once the empty line has been seen."""
         if self._done:
             raise BadRequest("env block already complete", framed=True)
-        self._buffer += data
+        buffer = self._buffer
+        seen = len(buffer)
+        buffer += data
+        if (
+            self._lines  # the first line showed an Asterisk: the rest can wait for the end
+            and buffer.find(b"\n\n", seen - 1 if seen else 0) < 0
+            and buffer[:1] != b"\n"
+            and b"\r" not in buffer  # CRLF lines (not Asterisk's) go the general way
+            and self._total + len(buffer) <= self._max_bytes
+        ):
+            # Asterisk writes the block a line at a time (res_agi.c setup_env), so under
+            # load it comes in a dozen reads or more: parse it once, when it is complete.
+            return None
         taken = self._take_lines()
         if taken is not None:
             return taken if isinstance(taken, AgiRequest) else None

@@ -118,3 +118,60 @@ def test_a_server_that_is_not_there_counts_as_failed_runs() -> None:
     report = blast.run(iter([flow() for _ in range(3)]), 2)
     blast.close()
     assert (report.runs, report.failures) == (3, 3)
+
+
+class _RecordingSocket:
+    """Takes at most `room` bytes per send, like a socket whose buffer is nearly full."""
+
+    def __init__(self, room: int = 1 << 20) -> None:
+        self.sends: list[bytes] = []
+        self.room = room
+
+    def send(self, data: bytes) -> int:
+        taken = data[: self.room]
+        self.sends.append(taken)
+        return len(taken)
+
+
+def test_the_env_block_goes_out_one_write_per_line_as_res_agi_writes_it() -> None:
+    """launch_netscript and setup_env call ast_agi_send once per line, so a server reads a
+    real Asterisk's block in many pieces; the driver must make it do the same work."""
+    call = FastAgiCall("127.0.0.1", 1, "authorize", {"agi_uniqueid": "1.1"}, args=("a=1",))
+    block = call.env_block()
+    blast = AgiBlast()
+    try:
+        blast._start(_flow_of(call), call)
+        (run,) = blast._runs.values()
+        run.sock.close()
+        recorder = _RecordingSocket()
+        run.sock = recorder  # type: ignore[assignment]
+        assert run.flush() is True
+    finally:
+        blast._runs.clear()
+        blast.close()
+    assert recorder.sends == block.splitlines(keepends=True)
+    assert recorder.sends[0] == b"agi_network: yes\n" and recorder.sends[-1] == b"\n"
+    assert len(recorder.sends) == block.count(b"\n")
+
+
+def test_a_partial_send_keeps_the_rest_for_the_next_writable_event() -> None:
+    call = FastAgiCall("127.0.0.1", 1, "authorize", {"agi_uniqueid": "1.1"})
+    blast = AgiBlast(line_writes=False)
+    try:
+        blast._start(_flow_of(call), call)
+        (run,) = blast._runs.values()
+        run.sock.close()
+        recorder = _RecordingSocket(room=100)
+        run.sock = recorder  # type: ignore[assignment]
+        assert run.flush() is False  # the socket took 100 bytes
+        recorder.room = 1 << 20
+        assert run.flush() is True
+    finally:
+        blast._runs.clear()
+        blast.close()
+    assert b"".join(recorder.sends) == call.env_block()
+    assert [len(s) for s in recorder.sends] == [100, len(call.env_block()) - 100]
+
+
+def _flow_of(call: FastAgiCall) -> Flow:
+    yield call
