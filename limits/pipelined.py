@@ -86,12 +86,10 @@ def for_client(client: Any) -> PipelinedRedis | None:
 
 
 def pack(*args: bytes | str | int) -> bytes:
-    """A RESP array of bulk strings."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(out)
+    """A RESP array of bulk strings (str as UTF-8, int in decimal), packed by hiredis in
+    C: a decision sends two commands of some twenty arguments, 7 us each in Python."""
+    packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]  # stub: a 1-tuple
+    return packed
 
 
 def _error(reply: hiredis.ReplyError) -> RedisError:

@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from limits import LimitsService, Reason, Result
-from limits.pipelined import Endpoint, PipelinedRedis, for_client
+from limits.pipelined import Endpoint, PipelinedRedis, for_client, pack
 from tests.limits.conftest import (
     EMERGENCY,
     SITE,
@@ -169,3 +171,20 @@ def test_it_works_under_uvloop_as_the_daemon_runs_it(redis_proc: RedisServer) ->
             await client.aclose()
 
     assert uvloop.run(run()) == [[str(i).encode(), b"k", 2 * i] for i in range(50)]
+
+
+def _resp(*args: bytes | str | int) -> bytes:
+    """RESP as the protocol spells it: *N, then $len and the bytes of each argument."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(st.binary(max_size=20), st.text(max_size=20),
+                          st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+                min_size=1, max_size=25))
+def test_commands_are_packed_as_resp_spells_them(args: list[bytes | str | int]) -> None:
+    assert pack(*args) == _resp(*args)
