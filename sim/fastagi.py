@@ -252,8 +252,9 @@ class FastAgiCall:
     ENV_KEYS only). `dtmf` holds digits the caller will press, consumed by GET DATA and by
     STREAM FILE / SAY NUMBER escape digits. `sound_files` maps file name to its length
     (endpos); None means every file exists and is `beep`-sized. `app_results` gives EXEC's
-    result per application (lower-case name), 0 by default. `env_split_at` cuts the env
-    block into separate writes at these byte offsets, as the recordings show it arriving.
+    result per application (lower-case name), 0 by default. The env block goes out a
+    write per line, as res_agi.c writes it; `env_split_at` cuts it into writes at these
+    byte offsets instead, with a loop turn between them (a recording's chunks).
     """
 
     # Channel names, unique ids and thread ids only need to look like Asterisk's and
@@ -421,6 +422,11 @@ class FastAgiCall:
 
     async def _send_env(self, wire: _Wire) -> None:
         block = self.env_block()
+        if not self._env_split_at:  # a write per line, as launch_netscript/setup_env do
+            self._transcript.append(("RX", block))
+            for line in block.splitlines(keepends=True):
+                wire.write(line)
+            return
         start = 0
         for cut in [*self._env_split_at, len(block)]:
             if start < cut <= len(block):
