@@ -45,6 +45,12 @@ class Stack:
     daemon: DaemonProcess | None = None
     starts: int = 0
 
+    async def aclose(self) -> None:
+        """Stop what the stack started: daemons, then the simulator, then its Redis client."""
+        self.exits.close()
+        await self.sim.stop()
+        await self.limits_redis.aclose()
+
     async def start_daemon(self) -> DaemonProcess:
         self.starts += 1
         self.daemon = self.exits.enter_context(
@@ -137,6 +143,4 @@ async def stack(tmp_path: Path, redis_for_stack: RedisServer) -> AsyncIterator[S
     try:
         yield st
     finally:
-        st.exits.close()
-        await sim.stop()
-        await client.aclose()
+        await st.aclose()

@@ -236,6 +236,4 @@ async def daemon_stack(tmp_path: Path, redis: RedisServer, *, seed: int, prepaid
     try:
         yield st
     finally:
-        st.exits.close()
-        await sim.stop()
-        await client.aclose()
+        await st.aclose()
