@@ -413,9 +413,11 @@ class PrepaidCalls:
         ):
             log.info("prepaid_sweep_postponed", reason="a channel table awaits its listing")
             return
-        for sid, call_id, paid_end in self.scheduler.live_calls():
-            if self.control.is_up(call_id):
-                continue
+        # Judged against the listing as it stands now: a call that ends while this pass
+        # settles the others was seen ending, and call_ended settles it.
+        gone = [c for c in self.scheduler.live_calls() if not self.control.is_up(c[1])]
+        waiting = [c for c in self.scheduler.waiting_calls() if not self.control.is_up(c[1])]
+        for sid, call_id, paid_end in gone:
             log.warning("prepaid_call_gone_unseen", session=sid, call_id=call_id)
             lease = _lease_of_session(sid)
             end = await self.ends.end_of(lease) if lease else None
@@ -427,9 +429,7 @@ class PrepaidCalls:
                 continue
             await self._hung_up(sid, min(now, end.end), 16, await self._who(sid, end.end))
             await self.ends.forget(lease)
-        for sid, call_id, authorized_at in self.scheduler.waiting_calls():
-            if self.control.is_up(call_id):
-                continue
+        for sid, call_id, authorized_at in waiting:
             log.warning("prepaid_call_gone_unseen", session=sid, call_id=call_id,
                         answered="unseen")
             lease = _lease_of_session(sid)

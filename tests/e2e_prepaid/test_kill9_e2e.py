@@ -75,8 +75,15 @@ async def test_kill9_mid_call_conserves_money(stack: Stack) -> None:
     astdb.delete(END_FAMILY, leases[calls[2].g2.uniqueid])
     restarted_at = stack.sim.clock.now()
 
-    await stack.start_daemon()
-    await asyncio.sleep(2.0)
+    daemon = await stack.start_daemon()
+    # Hang up the rest only once the new daemon's sweep has settled the three that ended
+    # while it was down: that same pass saw the others up (a fixed wait was too short
+    # for a daemon starting on a loaded machine, and they then ended unseen as well).
+    ended_unseen = {c.g2.uniqueid for c in calls[:3]}
+    async with asyncio.timeout(20):
+        while not ended_unseen <= {e["call_id"] for e in daemon.log_events()
+                                   if e["event"] == "prepaid_call_gone_unseen"}:
+            await asyncio.sleep(0.1)
     for call in calls[3:]:
         if not call.ended.is_set():
             stack.hang_up(call)
